@@ -1,0 +1,348 @@
+"""Turn schema violations and semantic problems of a manifest into actionable findings."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError
+
+from ci_modelver.core.source import Finding, JsonPath, SourceDoc
+
+_TYPE_NAMES = {
+    "string": "a string",
+    "number": "a number",
+    "integer": "an integer",
+    "object": "a mapping",
+    "array": "a list",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+_SEMVER_CORE = re.compile(r"^\d+\.\d+\.\d+")
+
+
+def describe_value(value: Any) -> str:
+    """A short phrase naming the JSON type of ``value`` (and the value when it is small)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{'true' if value else 'false'}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the string '{shown}'"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """' — did you mean 'x'?' when a close match exists, else ''."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" — did you mean '{match[0]}'?" if match else ""
+
+
+def schema_findings(doc: SourceDoc, schema: Mapping[str, Any]) -> list[Finding]:
+    """Validate ``doc.data`` against ``schema``; one finding per distinct problem."""
+    validator = jsonschema.Draft202012Validator(schema)
+    out: list[Finding] = []
+    for error in validator.iter_errors(doc.data):
+        out.extend(_explain(doc, error))
+    return out
+
+
+def _explain(doc: SourceDoc, error: ValidationError) -> Iterator[Finding]:
+    path: JsonPath = tuple(error.absolute_path)
+    kind = error.validator
+    schema_path = list(error.relative_schema_path)
+    if len(schema_path) >= 2 and schema_path[-2] == "propertyNames":
+        yield _property_name(doc, error, path)
+    elif kind == "additionalProperties":
+        yield from _unknown_keys(doc, error, path)
+    elif kind == "required":
+        yield from _missing_keys(doc, error, path)
+    elif kind in ("anyOf", "oneOf"):
+        yield from _alternatives(doc, error, path)
+    else:
+        yield doc.finding(path, _message(error, path))
+
+
+def _unknown_keys(doc: SourceDoc, error: ValidationError, path: JsonPath) -> Iterator[Finding]:
+    allowed = sorted(error.schema.get("properties", {}))  # type: ignore[union-attr]
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    for key in instance:
+        if key in allowed:
+            continue
+        hint = suggest(key, allowed) or (f"; allowed: {', '.join(allowed)}" if allowed else "")
+        yield doc.finding((*path, key), f"unknown key '{key}'{hint}", key=True)
+
+
+def _missing_keys(doc: SourceDoc, error: ValidationError, path: JsonPath) -> Iterator[Finding]:
+    required = error.schema.get("required", [])  # type: ignore[union-attr]
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    for key in required:
+        if key not in instance:
+            yield doc.finding(path, f"missing required key '{key}'", key=True)
+
+
+def _property_name(doc: SourceDoc, error: ValidationError, path: JsonPath) -> Finding:
+    name = error.instance
+    where = (*path, name) if isinstance(name, str) else path
+    label = _name_label(path)
+    if error.validator == "pattern":
+        return doc.finding(where, f"invalid {label} '{name}': no '/' and no leading space", key=True)
+    if error.validator == "minLength":
+        return doc.finding(where, f"{label} must not be empty", key=True)
+    shown = str(name)[:40]
+    return doc.finding(where, f"{label} '{shown}...' is longer than allowed", key=True)
+
+
+def _name_label(path: JsonPath) -> str:
+    if path and path[-1] == "gates":
+        return "gate name"
+    if path in ((), ("metrics",)):
+        return "evaluation set name"
+    return "metric name"
+
+
+def _alternatives(doc: SourceDoc, error: ValidationError, path: JsonPath) -> Iterator[Finding]:
+    field = path[-1] if path else None
+    instance = error.instance
+    if error.validator == "oneOf" and isinstance(instance, dict) and "uri" in error.schema.get(
+        "properties", {}
+    ):  # type: ignore[union-attr]
+        if "digest" in instance and "path" in instance:
+            yield doc.finding(path, "give either 'digest' or 'path' for a dataset, not both")
+        else:
+            yield doc.finding(
+                path, "a dataset needs 'digest' (sha256:<hex>) or 'path' (a local file to hash)"
+            )
+        return
+    # Pick the branch written for this value's type and explain its errors; the others are noise.
+    branches: dict[int, list[ValidationError]] = {}
+    for sub in error.context or []:
+        branches.setdefault(sub.schema_path[0], []).append(sub)  # type: ignore[arg-type]
+    for subs in branches.values():
+        if not any(s.validator == "type" and not s.relative_path for s in subs):
+            for sub in subs:
+                yield from _explain(doc, sub)
+            return
+    if field == "metrics":
+        expected = "a metrics file path or a mapping {evaluation set: {metric: number}}"
+    elif field == "tolerance":
+        expected = 'a number ≥ 0 or a percentage string like "2%"'
+    else:
+        expected = "a different type"
+    yield doc.finding(path, f"expected {expected}, got {describe_value(instance)}")
+
+
+def _message(error: ValidationError, path: JsonPath) -> str:  # noqa: C901 - a flat lookup table
+    kind = error.validator
+    value = error.instance
+    schema: Mapping[str, Any] = error.schema  # type: ignore[assignment]
+    field = str(path[-1]) if path else "document"
+    if kind == "type":
+        wanted = schema["type"]
+        names = " or ".join(_TYPE_NAMES.get(t, t) for t in (wanted if isinstance(wanted, list) else [wanted]))
+        hint = ""
+        if wanted == "string" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            hint = f' — quote it: "{value}"'
+        if not path:
+            return f"the document must be {names}, got {describe_value(value)}"
+        return f"'{field}' must be {names}, got {describe_value(value)}{hint}"
+    if kind == "pattern":
+        return _pattern_message(path, value)
+    if kind == "enum":
+        options = ", ".join(str(o) for o in schema["enum"])
+        return f"'{value}' is not a valid {field}; use one of: {options}{suggest(str(value), map(str, schema['enum']))}"
+    if kind in ("minItems", "minProperties"):
+        return f"'{field}' must not be empty"
+    if kind == "minLength":
+        return f"'{field}' must not be empty"
+    if kind == "maxLength":
+        return f"'{field}' is longer than {schema['maxLength']} characters"
+    if kind == "minimum":
+        return f"'{field}' must be ≥ {schema['minimum']}, got {value}"
+    return f"{error.message}"
+
+
+def _pattern_message(path: JsonPath, value: Any) -> str:
+    field = path[-1] if path else ""
+    if path == ("name",):
+        return (
+            f"invalid model name '{value}': use lowercase letters a-z and digits, with single "
+            "'.', '_' or '-' between them (it becomes part of an OCI repository path)"
+        )
+    if path == ("version",):
+        return version_problem(str(value))
+    if field == "digest":
+        return f"invalid digest '{value}': expected sha256: followed by 64 lowercase hex digits"
+    if field == "commit":
+        return f"invalid commit '{value}': expected the full 40 (or 64) hex digit git hash"
+    if field == "tolerance":
+        return f"invalid tolerance '{value}': use a number ≥ 0 or a percentage like \"2%\""
+    if field == "baseline":
+        return (
+            f"invalid baseline '{value}': use an alias (production), a version (1.2.0) "
+            "or a digest (sha256:<64 hex>)"
+        )
+    return f"'{value}' has an invalid format for '{field}'"
+
+
+def version_problem(version: str) -> str:
+    """Explain why ``version`` is not an acceptable SemVer 2.0 version tag."""
+    if "+" in version:
+        return (
+            f"version '{version}' has build metadata ('+…'): OCI tags cannot contain '+', "
+            "so ci-modelver rejects it; drop it or move it into a prerelease (1.2.0-build.5)"
+        )
+    if version.startswith(("v", "V")) and _SEMVER_CORE.match(version[1:]):
+        return f"version '{version}' must not start with 'v'; write '{version[1:]}'"
+    return (
+        f"version '{version}' is not SemVer 2.0: use MAJOR.MINOR.PATCH with an optional "
+        "-prerelease, e.g. 1.4.0 or 2.0.0-rc.1 (no leading zeros)"
+    )
+
+
+def metric_value_findings(doc: SourceDoc, metrics: Any, base: JsonPath) -> list[Finding]:
+    """Metric values must be finite numbers (YAML's .nan/.inf pass the JSON Schema)."""
+    out: list[Finding] = []
+    if not isinstance(metrics, dict):
+        return out
+    for set_name, values in metrics.items():
+        if not isinstance(values, dict):
+            continue
+        for metric, value in values.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                out.append(
+                    doc.finding(
+                        (*base, set_name, metric),
+                        f"metric '{metric}' of '{set_name}' is {value}; metric values must be "
+                        "finite numbers",
+                    )
+                )
+    return out
+
+
+def gate_findings(doc: SourceDoc, gates: Any, metrics: Any, metrics_where: str) -> list[Finding]:
+    """Every gate must name a metric that exists; bounds must be consistent."""
+    out: list[Finding] = []
+    if not isinstance(gates, dict):
+        return out
+    sets: dict[str, dict[str, Any]] = (
+        {k: v for k, v in metrics.items() if isinstance(v, dict)} if isinstance(metrics, dict) else {}
+    )
+    all_metrics = sorted({m for values in sets.values() for m in values})
+    for key, gate in gates.items():
+        path: JsonPath = ("gates", key)
+        set_name, metric = split_gate_key(key, sets)
+        if set_name is not None:
+            if set_name not in sets:
+                hint = suggest(set_name, sets)
+                out.append(
+                    doc.finding(path, f"gate '{key}' names evaluation set '{set_name}', which is not in {metrics_where}{hint}", key=True)
+                )
+            elif metric not in sets[set_name]:
+                hint = suggest(metric, sets[set_name])
+                out.append(
+                    doc.finding(path, f"gate '{key}' names metric '{metric}', which set '{set_name}' in {metrics_where} does not have{hint}", key=True)
+                )
+        elif metric not in all_metrics:
+            hint = suggest(metric, all_metrics)
+            out.append(
+                doc.finding(path, f"gate '{key}' names metric '{metric}', which is not in {metrics_where}{hint}", key=True)
+            )
+        if isinstance(gate, dict):
+            low, high = gate.get("min"), gate.get("max")
+            if _is_number(low) and _is_number(high) and low > high:
+                out.append(doc.finding((*path, "min"), f"gate '{key}': min {low} is above max {high}"))
+    return out
+
+
+def split_gate_key(key: str, sets: Mapping[str, Any]) -> tuple[str | None, str]:
+    """``set/metric`` → (set, metric); a bare metric name → (None, metric).
+
+    Set names cannot contain '/', so the first '/' separates them, unless the whole key is
+    itself the name of a metric (``precision/macro``) and its prefix is not a set.
+    """
+    if "/" in key:
+        prefix, rest = key.split("/", 1)
+        if prefix in sets:
+            return prefix, rest
+        if any(isinstance(v, Mapping) and key in v for v in sets.values()):
+            return None, key
+        return prefix, rest
+    return None, key
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def relative_path_problem(path: str) -> str | None:
+    """Why ``path`` is not a clean relative path inside the manifest's folder, or None."""
+    if "\\" in path:
+        return "use '/' as separator, not '\\'"
+    if path.startswith("/"):
+        return "must be relative to the manifest's folder, not absolute"
+    if re.match(r"^[A-Za-z]:", path):
+        return "must be relative to the manifest's folder, not a drive path"
+    parts = path.split("/")
+    if ".." in parts:
+        return "must stay inside the manifest's folder ('..' is not allowed)"
+    if any(ord(c) < 32 for c in path):
+        return "contains a control character"
+    if not any(p not in ("", ".") for p in parts):
+        return "does not name a file"
+    return None
+
+
+def normalise_relative(path: str) -> str:
+    """``./a//b`` → ``a/b``: the canonical form used to detect duplicates and as layer path."""
+    return "/".join(p for p in path.split("/") if p not in ("", "."))
+
+
+SPDX_TOKEN = re.compile(r"\s*(\(|\)|[A-Za-z0-9][A-Za-z0-9.\-]*\+?|LicenseRef-[A-Za-z0-9.\-]+)\s*")
+
+
+def license_problem(expression: str) -> str | None:
+    """A light SPDX expression check: ids, AND/OR/WITH, balanced parentheses."""
+    tokens: list[str] = []
+    pos = 0
+    while pos < len(expression):
+        match = SPDX_TOKEN.match(expression, pos)
+        if not match or match.end() == pos:
+            return f"'{expression}' is not an SPDX expression (unexpected '{expression[pos]}')"
+        tokens.append(match.group(1))
+        pos = match.end()
+    depth = 0
+    expect_operand = True
+    for token in tokens:
+        if token == "(":
+            if not expect_operand:
+                return f"'{expression}' is not an SPDX expression (missing AND/OR before '(')"
+            depth += 1
+        elif token == ")":
+            depth -= 1
+            if depth < 0 or expect_operand:
+                return f"'{expression}' is not an SPDX expression (unbalanced ')')"
+        elif token in ("AND", "OR", "WITH"):
+            if expect_operand:
+                return f"'{expression}' is not an SPDX expression ('{token}' needs a license before it)"
+            expect_operand = True
+            continue
+        else:
+            if not expect_operand:
+                return f"'{expression}' is not an SPDX expression (join licenses with AND or OR)"
+        expect_operand = token == "("
+    if depth != 0 or expect_operand:
+        return f"'{expression}' is not an SPDX expression (incomplete)"
+    return None
