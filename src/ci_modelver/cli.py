@@ -80,31 +80,51 @@ def _cmd_schema(args: argparse.Namespace, console: Console) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line grammar."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks and HTTP details")
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks and HTTP details",
+    )
     parser = _Parser(
         prog="ci-modelver",
         description="Model versioning that lives in CI: immutable OCI artifacts for model versions.",
         epilog="Exit codes: 0 ok, 1 gate failed, 2 invalid input or usage, "
         "3 registry/network/GitHub failure, 4 conflict, 70 internal error.",
     )
-    parser.add_argument("--version", action="version", version=f"ci-modelver {__version__}")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and HTTP details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
 
-    p = sub.add_parser("validate", parents=[common], help="check a version manifest",
-                       description="Check a version manifest and its metrics file; "
-                       "report every problem as FILE:LINE:COL: message (JSON path).")
-    p.add_argument("manifest", nargs="?", default="modelver.yaml", metavar="MANIFEST",
-                   help="path of the manifest (default: ./modelver.yaml)")
-    p.add_argument("--format", choices=["text", "json", "github"], default="text",
-                   help="output format; 'github' annotations are added to text inside GitHub Actions")
+    p = sub.add_parser(
+        "validate",
+        parents=[common],
+        help="check a version manifest",
+        description="Check a version manifest and its metrics file; "
+        "report every problem as FILE:LINE:COL: message (JSON path).",
+    )
+    p.add_argument(
+        "manifest",
+        nargs="?",
+        default="modelver.yaml",
+        metavar="MANIFEST",
+        help="path of the manifest (default: ./modelver.yaml)",
+    )
+    p.add_argument(
+        "--format",
+        choices=["text", "json", "github"],
+        default="text",
+        help="output format; 'github' annotations are added to text inside GitHub Actions",
+    )
     p.set_defaults(handler=_cmd_validate)
 
-    p = sub.add_parser("schema", parents=[common], help="print a bundled JSON Schema",
-                       description="Print the JSON Schema of the manifest or of a metrics file.")
+    p = sub.add_parser(
+        "schema",
+        parents=[common],
+        help="print a bundled JSON Schema",
+        description="Print the JSON Schema of the manifest or of a metrics file.",
+    )
     p.add_argument("which", nargs="?", choices=["modelver", "metrics"], default="modelver")
     p.set_defaults(handler=_cmd_schema)
     return parser
@@ -123,6 +143,11 @@ def main(
     debug = "--debug" in arguments
     try:
         args = build_parser().parse_args(arguments)
+        if args.version:
+            console.print(f"ci-modelver {__version__}")
+            return int(ExitCode.OK)
+        if args.command is None:
+            raise InputError("ci-modelver: a command is required (see 'ci-modelver --help')")
         handler: Handler = args.handler
         return int(handler(args, console))
     except ModelverError as exc:

@@ -7,7 +7,7 @@ import os
 import stat
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -81,14 +81,18 @@ def parse_document(text: str, display: str) -> SourceDoc:
             message = "holds several YAML documents ('---'); keep only one"
         return SourceDoc(display, None, problems=(_at(display, line, col, "$", message),))
     except yaml.YAMLError as exc:
-        return SourceDoc(display, None, problems=(_at(display, 1, 1, "$", f"not valid YAML: {exc}"),))
+        return SourceDoc(
+            display, None, problems=(_at(display, 1, 1, "$", f"not valid YAML: {exc}"),)
+        )
     if node is None:
         return SourceDoc(display, None, problems=(_at(display, 1, 1, "$", "file is empty"),))
     builder = _Builder(display)
     try:
         data = builder.build(node, (), 0)
     except _TooLarge as exc:
-        return SourceDoc(display, None, problems=(_at(display, exc.line, exc.column, "$", str(exc)),))
+        return SourceDoc(
+            display, None, problems=(_at(display, exc.line, exc.column, "$", str(exc)),)
+        )
     return SourceDoc(display, data, builder.keys, builder.values, tuple(builder.problems))
 
 
@@ -116,7 +120,9 @@ class _Builder:
 
     def _problem(self, node: yaml.Node, path: JsonPath, message: str) -> None:
         pos = _pos(node)
-        self.problems.append(Finding(self.display, pos.line, pos.column, format_path(path), message))
+        self.problems.append(
+            Finding(self.display, pos.line, pos.column, format_path(path), message)
+        )
 
     def build(self, node: yaml.Node, path: JsonPath, depth: int) -> Any:
         self.count += 1
@@ -223,7 +229,7 @@ def check_file(base: Path, relative: str, *, must_stay_inside: bool) -> FileChec
     return FileCheck(None)
 
 
-@lru_cache(maxsize=None)
+@cache
 def bundled_schema(name: str) -> dict[str, Any]:
     """Load one of the JSON Schemas shipped inside the package (``modelver``, ``metrics``)."""
     filename = f"{name}.schema.json"

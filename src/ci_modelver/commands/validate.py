@@ -11,7 +11,6 @@ from typing import Any
 from ci_modelver.adapters import files
 from ci_modelver.core.manifest import Manifest, build_manifest
 from ci_modelver.core.source import Finding, SourceDoc
-from ci_modelver.errors import InputError
 from ci_modelver.core.validate import (
     gate_findings,
     license_problem,
@@ -20,6 +19,7 @@ from ci_modelver.core.validate import (
     relative_path_problem,
     schema_findings,
 )
+from ci_modelver.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,11 @@ def validate_manifest(path: Path, display: str | None = None) -> ValidationResul
     metrics: dict[str, Any] = {}
     if doc.data is not None and not isinstance(doc.data, dict):
         findings.append(
-            doc.finding((), "a manifest must be a mapping (name: …, version: …, files: …), "
-                        f"got {'a list' if isinstance(doc.data, list) else 'a single value'}")
+            doc.finding(
+                (),
+                "a manifest must be a mapping (name: …, version: …, files: …), "
+                f"got {'a list' if isinstance(doc.data, list) else 'a single value'}",
+            )
         )
     elif isinstance(doc.data, dict):
         findings.extend(schema_findings(doc, files.bundled_schema("modelver")))
@@ -88,7 +91,9 @@ def _model_files(doc: SourceDoc, base: Path) -> Iterator[Finding]:
             continue
         canonical = normalise_relative(raw)
         if canonical in seen:
-            yield doc.finding(where, f"file '{raw}' is listed twice (also files[{seen[canonical]}])")
+            yield doc.finding(
+                where, f"file '{raw}' is listed twice (also files[{seen[canonical]}])"
+            )
             continue
         seen[canonical] = i
         check = files.check_file(base, canonical, must_stay_inside=True)
@@ -102,13 +107,19 @@ def _datasets(doc: SourceDoc, base: Path) -> Iterator[Finding]:
         name = entry.get("name")
         if isinstance(name, str):
             if name in names:
-                yield doc.finding(("data", i, "name"), f"dataset name '{name}' is used twice (also data[{names[name]}])")
+                yield doc.finding(
+                    ("data", i, "name"),
+                    f"dataset name '{name}' is used twice (also data[{names[name]}])",
+                )
             names.setdefault(name, i)
         raw = entry.get("path")
         if not isinstance(raw, str) or not raw:
             continue
         if raw.startswith("/") or "\\" in raw:
-            yield doc.finding(("data", i, "path"), f"dataset path '{raw}' must be relative to the manifest's folder, using '/'")
+            yield doc.finding(
+                ("data", i, "path"),
+                f"dataset path '{raw}' must be relative to the manifest's folder, using '/'",
+            )
             continue
         check = files.check_file(base, raw, must_stay_inside=False)
         if check.problem:
@@ -123,7 +134,16 @@ def _metrics(doc: SourceDoc, base: Path) -> tuple[list[Finding], dict[str, Any],
         return [], {}, "metrics"
     where = ("metrics",)
     if value.startswith("/") or "\\" in value:
-        return [doc.finding(where, f"metrics path '{value}' must be relative to the manifest's folder, using '/'")], {}, value
+        return (
+            [
+                doc.finding(
+                    where,
+                    f"metrics path '{value}' must be relative to the manifest's folder, using '/'",
+                )
+            ],
+            {},
+            value,
+        )
     check = files.check_file(base, value, must_stay_inside=False)
     if check.problem:
         return [doc.finding(where, f"metrics file '{value}' {check.problem.value}")], {}, value
@@ -146,5 +166,11 @@ def _gates(doc: SourceDoc, metrics: dict[str, Any], where: str) -> list[Finding]
     if not isinstance(gates, dict) or not gates:
         return []
     if "metrics" not in doc.data:
-        return [doc.finding(("gates",), "gates need metrics to judge: add 'metrics' (inline or a file)", key=True)]
+        return [
+            doc.finding(
+                ("gates",),
+                "gates need metrics to judge: add 'metrics' (inline or a file)",
+                key=True,
+            )
+        ]
     return gate_findings(doc, gates, metrics, where)

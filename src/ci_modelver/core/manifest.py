@@ -116,9 +116,12 @@ def build_manifest(data: Mapping[str, Any], metrics: Metrics) -> Manifest:
             if framework
             else None
         ),
-        code=CodeInfo(code.get("repository"), code.get("commit"), code.get("path")) if code else None,
+        code=CodeInfo(code.get("repository"), code.get("commit"), code.get("path"))
+        if code
+        else None,
         data=tuple(
-            Dataset(d["name"], d["uri"], d.get("digest"), d.get("path")) for d in data.get("data", [])
+            Dataset(d["name"], d["uri"], d.get("digest"), d.get("path"))
+            for d in data.get("data", [])
         ),
         hyperparameters=data.get("hyperparameters", {}),
         metrics={s: {m: float(v) for m, v in values.items()} for s, values in metrics.items()},

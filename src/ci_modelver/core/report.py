@@ -37,7 +37,9 @@ def github_annotation(finding: Finding, *, level: str = "error", title: str = "c
     return f"::{level} {props}::{escape_command_data(f'{finding.message} ({finding.path})')}"
 
 
-def findings_json(file: str, findings: Sequence[Finding], extra: dict[str, Any] | None = None) -> str:
+def findings_json(
+    file: str, findings: Sequence[Finding], extra: dict[str, Any] | None = None
+) -> str:
     """A stable JSON document: ``{"file", "valid", "findings": [{file, line, column, path, message}]}``."""
     doc: dict[str, Any] = {
         "file": file,

@@ -76,7 +76,8 @@ def _explain(doc: SourceDoc, error: ValidationError) -> Iterator[Finding]:
 
 
 def _unknown_keys(doc: SourceDoc, error: ValidationError, path: JsonPath) -> Iterator[Finding]:
-    allowed = sorted(error.schema.get("properties", {}))  # type: ignore[union-attr]
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    allowed = sorted(schema.get("properties", {}))
     instance = error.instance if isinstance(error.instance, dict) else {}
     for key in instance:
         if key in allowed:
@@ -86,7 +87,8 @@ def _unknown_keys(doc: SourceDoc, error: ValidationError, path: JsonPath) -> Ite
 
 
 def _missing_keys(doc: SourceDoc, error: ValidationError, path: JsonPath) -> Iterator[Finding]:
-    required = error.schema.get("required", [])  # type: ignore[union-attr]
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    required = schema.get("required", [])
     instance = error.instance if isinstance(error.instance, dict) else {}
     for key in required:
         if key not in instance:
@@ -98,7 +100,9 @@ def _property_name(doc: SourceDoc, error: ValidationError, path: JsonPath) -> Fi
     where = (*path, name) if isinstance(name, str) else path
     label = _name_label(path)
     if error.validator == "pattern":
-        return doc.finding(where, f"invalid {label} '{name}': no '/' and no leading space", key=True)
+        return doc.finding(
+            where, f"invalid {label} '{name}': no '/' and no leading space", key=True
+        )
     if error.validator == "minLength":
         return doc.finding(where, f"{label} must not be empty", key=True)
     shown = str(name)[:40]
@@ -116,9 +120,12 @@ def _name_label(path: JsonPath) -> str:
 def _alternatives(doc: SourceDoc, error: ValidationError, path: JsonPath) -> Iterator[Finding]:
     field = path[-1] if path else None
     instance = error.instance
-    if error.validator == "oneOf" and isinstance(instance, dict) and "uri" in error.schema.get(
-        "properties", {}
-    ):  # type: ignore[union-attr]
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    if (
+        error.validator == "oneOf"
+        and isinstance(instance, dict)
+        and "uri" in schema.get("properties", {})
+    ):
         if "digest" in instance and "path" in instance:
             yield doc.finding(path, "give either 'digest' or 'path' for a dataset, not both")
         else:
@@ -144,14 +151,17 @@ def _alternatives(doc: SourceDoc, error: ValidationError, path: JsonPath) -> Ite
     yield doc.finding(path, f"expected {expected}, got {describe_value(instance)}")
 
 
-def _message(error: ValidationError, path: JsonPath) -> str:  # noqa: C901 - a flat lookup table
+def _message(error: ValidationError, path: JsonPath) -> str:
     kind = error.validator
     value = error.instance
     schema: Mapping[str, Any] = error.schema  # type: ignore[assignment]
     field = str(path[-1]) if path else "document"
     if kind == "type":
         wanted = schema["type"]
-        names = " or ".join(_TYPE_NAMES.get(t, t) for t in (wanted if isinstance(wanted, list) else [wanted]))
+        names = " or ".join(
+            _TYPE_NAMES.get(str(t), str(t))
+            for t in (wanted if isinstance(wanted, list) else [wanted])
+        )
         hint = ""
         if wanted == "string" and isinstance(value, (int, float)) and not isinstance(value, bool):
             hint = f' — quote it: "{value}"'
@@ -238,7 +248,9 @@ def gate_findings(doc: SourceDoc, gates: Any, metrics: Any, metrics_where: str) 
     if not isinstance(gates, dict):
         return out
     sets: dict[str, dict[str, Any]] = (
-        {k: v for k, v in metrics.items() if isinstance(v, dict)} if isinstance(metrics, dict) else {}
+        {k: v for k, v in metrics.items() if isinstance(v, dict)}
+        if isinstance(metrics, dict)
+        else {}
     )
     all_metrics = sorted({m for values in sets.values() for m in values})
     for key, gate in gates.items():
@@ -248,22 +260,36 @@ def gate_findings(doc: SourceDoc, gates: Any, metrics: Any, metrics_where: str) 
             if set_name not in sets:
                 hint = suggest(set_name, sets)
                 out.append(
-                    doc.finding(path, f"gate '{key}' names evaluation set '{set_name}', which is not in {metrics_where}{hint}", key=True)
+                    doc.finding(
+                        path,
+                        f"gate '{key}' names evaluation set '{set_name}', which is not in {metrics_where}{hint}",
+                        key=True,
+                    )
                 )
             elif metric not in sets[set_name]:
                 hint = suggest(metric, sets[set_name])
                 out.append(
-                    doc.finding(path, f"gate '{key}' names metric '{metric}', which set '{set_name}' in {metrics_where} does not have{hint}", key=True)
+                    doc.finding(
+                        path,
+                        f"gate '{key}' names metric '{metric}', which set '{set_name}' in {metrics_where} does not have{hint}",
+                        key=True,
+                    )
                 )
         elif metric not in all_metrics:
             hint = suggest(metric, all_metrics)
             out.append(
-                doc.finding(path, f"gate '{key}' names metric '{metric}', which is not in {metrics_where}{hint}", key=True)
+                doc.finding(
+                    path,
+                    f"gate '{key}' names metric '{metric}', which is not in {metrics_where}{hint}",
+                    key=True,
+                )
             )
         if isinstance(gate, dict):
             low, high = gate.get("min"), gate.get("max")
-            if _is_number(low) and _is_number(high) and low > high:
-                out.append(doc.finding((*path, "min"), f"gate '{key}': min {low} is above max {high}"))
+            if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
+                out.append(
+                    doc.finding((*path, "min"), f"gate '{key}': min {low} is above max {high}")
+                )
     return out
 
 
@@ -281,10 +307,6 @@ def split_gate_key(key: str, sets: Mapping[str, Any]) -> tuple[str | None, str]:
             return None, key
         return prefix, rest
     return None, key
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def relative_path_problem(path: str) -> str | None:
