@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from ci_modelver.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

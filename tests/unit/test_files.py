@@ -89,7 +89,7 @@ def test_read_text_errors(tmp_path: Path) -> None:
         read_text(tmp_path, "dir")
     bad = tmp_path / "bad.yaml"
     bad.write_bytes(b"name: \xff\n")
-    with pytest.raises(InputError, match="not UTF-8 text .*0xff at offset 6"):
+    with pytest.raises(InputError, match=r"not UTF-8 text .*0xff at offset 6"):
         read_text(bad, "bad.yaml")
     bom = tmp_path / "bom.yaml"
     bom.write_bytes(b"\xef\xbb\xbfa: 1\n")
