@@ -1,0 +1,200 @@
+"""The embedded store: an OCI image layout directory (oci-layout, index.json, blobs/sha256/…).
+
+skopeo reads it as ``oci:DIR:TAG``: tags are ``org.opencontainers.image.ref.name`` annotations
+on the entries of index.json (image-spec, image-layout.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ci_modelver.adapters.store import (
+    BlobSource,
+    IntegrityError,
+    Progress,
+    iter_file,
+    write_verified,
+)
+from ci_modelver.core.modelpack import (
+    ANN_REF_NAME,
+    OCI_INDEX,
+    Descriptor,
+    canonical_json,
+    sha256_digest,
+)
+from ci_modelver.errors import InputError
+
+LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
+
+
+class LayoutStore:
+    """A Store over an OCI image layout directory."""
+
+    def __init__(self, root: Path, *, create: bool) -> None:
+        self.root = root
+        self.display = f"oci:{root}"
+        if create:
+            self._init()
+        elif not (root / "index.json").is_file():
+            what = (
+                "does not exist"
+                if not root.exists()
+                else "is not an OCI image layout (no index.json)"
+            )
+            raise InputError(f"{self.display}: {what}; check the path or publish a version first")
+
+    def _init(self) -> None:
+        (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        marker = self.root / "oci-layout"
+        if not marker.exists():
+            self._atomic_write(marker, LAYOUT_VERSION)
+        if not (self.root / "index.json").exists():
+            self._atomic_write(self.root / "index.json", self._index_bytes([]))
+
+    def _blob_path(self, digest: str) -> Path:
+        return self.root / "blobs" / "sha256" / digest.split(":", 1)[1]
+
+    @staticmethod
+    def _index_bytes(entries: list[dict[str, Any]]) -> bytes:
+        return canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+
+    def _atomic_write(self, path: Path, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def _entries(self) -> list[dict[str, Any]]:
+        path = self.root / "index.json"
+        try:
+            doc = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            raise InputError(
+                f"{self.display}/index.json: unreadable ({exc}); repair or remove it"
+            ) from None
+        manifests = doc.get("manifests") if isinstance(doc, dict) else None
+        if not isinstance(manifests, list):
+            raise InputError(f"{self.display}/index.json: has no 'manifests' list")
+        return [m for m in manifests if isinstance(m, dict)]
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        # Two publishers into one layout must not lose each other's index.json entries.
+        with (self.root / ".modelver.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def resolve(self, tag: str) -> Descriptor | None:
+        for entry in self._entries():
+            annotations = entry.get("annotations") or {}
+            if annotations.get(ANN_REF_NAME) == tag:
+                return Descriptor(
+                    str(entry.get("mediaType")), str(entry.get("digest")), int(entry.get("size", 0))
+                )
+        return None
+
+    def get_manifest(self, reference: str) -> tuple[bytes, str]:
+        if reference.startswith("sha256:"):
+            digest = reference
+        else:
+            found = self.resolve(reference)
+            if found is None:
+                raise InputError(f"{self.display}:{reference}: tag not found")
+            digest = found.digest
+        try:
+            data = self._blob_path(digest).read_bytes()
+        except FileNotFoundError:
+            raise InputError(f"{self.display}@{digest}: manifest not found") from None
+        if sha256_digest(data) != digest:
+            raise IntegrityError(
+                f"{self.display}@{digest}: manifest blob is corrupted (digest mismatch)"
+            )
+        return data, digest
+
+    def blob_exists(self, descriptor: Descriptor) -> bool:
+        try:
+            return self._blob_path(descriptor.digest).stat().st_size == descriptor.size
+        except FileNotFoundError:
+            return False
+
+    def push_blob(self, source: BlobSource, progress: Progress) -> bool:
+        if self.blob_exists(source.descriptor):
+            progress.finish(source.name, skipped=True)
+            return False
+        progress.start(source.name, source.descriptor.size)
+        dest = self._blob_path(source.descriptor.digest)
+        if source.path is not None:
+            chunks: Any = iter_file(source.path)
+        else:
+            chunks = [source.data or b""]
+        write_verified(chunks, dest, source.descriptor, progress, source.name, self.display)
+        progress.finish(source.name, skipped=False)
+        return True
+
+    def read_blob(self, descriptor: Descriptor, limit: int) -> bytes:
+        if descriptor.size > limit:
+            raise InputError(
+                f"{self.display}@{descriptor.digest}: {descriptor.size} bytes is over the {limit} byte limit"
+            )
+        try:
+            data = self._blob_path(descriptor.digest).read_bytes()
+        except FileNotFoundError:
+            raise InputError(f"{self.display}: blob {descriptor.digest} is missing") from None
+        if len(data) != descriptor.size or sha256_digest(data) != descriptor.digest:
+            raise IntegrityError(
+                f"{self.display}: blob {descriptor.digest} is corrupted (digest mismatch)"
+            )
+        return data
+
+    def fetch_blob(self, descriptor: Descriptor, dest: Path, progress: Progress, name: str) -> None:
+        source = self._blob_path(descriptor.digest)
+        if not source.is_file():
+            raise InputError(f"{self.display}: blob {descriptor.digest} ({name}) is missing")
+        progress.start(name, descriptor.size)
+        write_verified(iter_file(source), dest, descriptor, progress, name, self.display)
+        progress.finish(name, skipped=False)
+
+    def put_manifest(self, tag: str, data: bytes, media_type: str) -> None:
+        digest = sha256_digest(data)
+        blob = self._blob_path(digest)
+        if not blob.exists():
+            self._atomic_write(blob, data)
+        with self._locked():
+            entries = [
+                e for e in self._entries() if (e.get("annotations") or {}).get(ANN_REF_NAME) != tag
+            ]
+            entries.append(
+                {
+                    "mediaType": media_type,
+                    "digest": digest,
+                    "size": len(data),
+                    "annotations": {ANN_REF_NAME: tag},
+                }
+            )
+            self._atomic_write(self.root / "index.json", self._index_bytes(entries))
+
+    def tags(self) -> list[str]:
+        out = []
+        for entry in self._entries():
+            name = (entry.get("annotations") or {}).get(ANN_REF_NAME)
+            if isinstance(name, str):
+                out.append(name)
+        return out

@@ -1,0 +1,205 @@
+"""The reference grammar in one place: parse and format are inverses.
+
+Registry:  HOST[:PORT]/PATH[:TAG|@sha256:HEX]   e.g. ghcr.io/acme/models/iris:1.2.0
+Layout:    oci:DIR[:TAG|@sha256:HEX]            e.g. oci:.modelver/iris:1.2.0 (skopeo's form)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, replace
+
+from ci_modelver.errors import InputError
+
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+REPO_PATH_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
+_HOST_RE = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$"
+)
+SEMVER_RE = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$"
+)
+LAYOUT_PREFIX = "oci:"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed reference: where the repository is, and optionally which tag or digest."""
+
+    kind: str  # "registry" or "layout"
+    repository: str  # registry: HOST[:PORT]/PATH ; layout: DIR
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def host(self) -> str:
+        """Registry host[:port] (registry references only)."""
+        return self.repository.split("/", 1)[0]
+
+    @property
+    def path(self) -> str:
+        """Repository path inside the registry (registry references only)."""
+        return self.repository.split("/", 1)[1]
+
+    @property
+    def name(self) -> str:
+        """The last component of the repository: usually the model name."""
+        return self.repository.rstrip("/").rsplit("/", 1)[-1]
+
+    def with_tag(self, tag: str) -> Reference:
+        return replace(self, tag=tag, digest=None)
+
+    def with_digest(self, digest: str) -> Reference:
+        return replace(self, tag=None, digest=digest)
+
+    def bare(self) -> Reference:
+        return replace(self, tag=None, digest=None)
+
+    def __str__(self) -> str:
+        return format_ref(self)
+
+
+def format_ref(ref: Reference) -> str:
+    """The canonical string of ``ref``; ``parse_ref(format_ref(r)) == r``."""
+    prefix = LAYOUT_PREFIX if ref.kind == "layout" else ""
+    out = f"{prefix}{ref.repository}"
+    if ref.digest:
+        return f"{out}@{ref.digest}"
+    if ref.tag:
+        return f"{out}:{ref.tag}"
+    return out
+
+
+def check_tag(tag: str, what: str = "tag") -> str:
+    """Return ``tag`` if it is a valid OCI tag, else raise InputError explaining the rule."""
+    if not TAG_RE.match(tag):
+        reason = (
+            "longer than 128 characters"
+            if len(tag) > 128
+            else "has a character outside A-Z a-z 0-9 . _ - (or starts with . or -)"
+        )
+        raise InputError(f"invalid {what} '{tag[:140]}': {reason}")
+    return tag
+
+
+def check_digest(digest: str) -> str:
+    """Return ``digest`` if it is ``sha256:<64 lowercase hex>``, else raise InputError."""
+    if DIGEST_RE.match(digest):
+        return digest
+    algo, _, hexpart = digest.partition(":")
+    if algo != "sha256":
+        raise InputError(f"unsupported digest '{digest[:80]}': only sha256 digests are supported")
+    raise InputError(
+        f"invalid digest '{digest[:80]}': expected sha256: followed by 64 lowercase hex digits "
+        f"(got {len(hexpart)} characters)"
+    )
+
+
+def _split_target(text: str) -> tuple[str, str | None, str | None]:
+    """``repo@digest`` / ``repo:tag`` / ``repo`` → (repo, tag, digest)."""
+    if "@" in text:
+        repo, _, digest = text.partition("@")
+        return repo, None, check_digest(digest)
+    slash = text.rfind("/")
+    colon = text.rfind(":")
+    if colon > slash and colon != -1:
+        return text[:colon], check_tag(text[colon + 1 :]), None
+    return text, None, None
+
+
+def parse_ref(text: str) -> Reference:
+    """Parse a registry or layout reference; raise InputError saying what is wrong."""
+    text = text.strip()
+    if not text:
+        raise InputError("empty reference: give HOST/PATH[:TAG] or oci:DIR[:TAG]")
+    if text.startswith(LAYOUT_PREFIX):
+        body = text[len(LAYOUT_PREFIX) :]
+        if "@" in body:
+            where, _, at = body.rpartition("@")
+            return Reference("layout", _layout_dir(where, text), digest=check_digest(at))
+        directory: str = body
+        tag: str | None = None
+        head, sep, tail = body.rpartition(":")
+        if sep and "/" not in tail and head:
+            directory, tag = head, check_tag(tail)
+        return Reference("layout", _layout_dir(directory, text), tag=tag)
+    if "://" in text:
+        raise InputError(
+            f"invalid reference '{text}': drop the scheme, e.g. ghcr.io/acme/model:1.0.0"
+        )
+    # The host part may carry a port (host:5000/...), so split the host off first.
+    host, slash, rest = text.partition("/")
+    if not slash or not rest:
+        raise InputError(
+            f"invalid reference '{text}': give the registry host and repository path, "
+            "e.g. ghcr.io/acme/model:1.0.0 (or oci:DIR for a local OCI layout)"
+        )
+    if not _looks_like_host(host):
+        raise InputError(
+            f"invalid reference '{text}': '{host}' is not a registry host; write it in full, "
+            f"e.g. docker.io/{text} or ghcr.io/{text}"
+        )
+    path, rtag, rdigest = _split_target(rest)
+    if not REPO_PATH_RE.match(path):
+        hint = " (repository names must be lowercase)" if path.lower() != path else ""
+        raise InputError(
+            f"invalid repository path '{path}' in '{text}': use lowercase letters, digits and "
+            f"single separators . _ - between them, '/' between components{hint}"
+        )
+    if len(host) + 1 + len(path) > 255:
+        raise InputError(
+            f"invalid reference '{text[:80]}...': repository name longer than 255 characters"
+        )
+    return Reference("registry", f"{host}/{path}", rtag, rdigest)
+
+
+def _looks_like_host(host: str) -> bool:
+    if not _HOST_RE.match(host):
+        return False
+    return "." in host or ":" in host or host == "localhost" or host.startswith("[")
+
+
+def _layout_dir(directory: str, text: str) -> str:
+    if not directory:
+        raise InputError(
+            f"invalid reference '{text}': oci: needs a directory, e.g. oci:.modelver/model"
+        )
+    return directory
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a registry host (with optional port) is this machine: plain HTTP is safe there."""
+    name = host
+    if name.startswith("["):
+        name = name[1 : name.index("]")]
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def is_version_tag(tag: str) -> bool:
+    """Version tags (SemVer) are immutable; everything else is a movable alias."""
+    return SEMVER_RE.match(tag) is not None
+
+
+def semver_key(version: str) -> tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]:
+    """Sort key giving SemVer 2.0 precedence (a release sorts after its prereleases)."""
+    match = SEMVER_RE.match(version)
+    if not match:
+        raise ValueError(f"not a SemVer version: {version}")
+    major, minor, patch, pre = match.groups()
+    if pre is None:
+        return (int(major), int(minor), int(patch), 1, ())
+    parts: list[tuple[int, int | str]] = []
+    for ident in pre.split("."):
+        parts.append((0, int(ident)) if ident.isdigit() else (1, ident))
+    return (int(major), int(minor), int(patch), 0, tuple(parts))
