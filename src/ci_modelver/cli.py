@@ -13,9 +13,22 @@ from typing import NoReturn, TextIO
 
 from ci_modelver import __version__
 from ci_modelver.adapters.files import bundled_schema
+from ci_modelver.commands.inspect import show, versions
+from ci_modelver.commands.publish import InvalidManifest, publish
+from ci_modelver.commands.pull import parse_only, pull
 from ci_modelver.commands.validate import validate_manifest
-from ci_modelver.core.report import finding_line, findings_json, github_annotation
+from ci_modelver.core.report import (
+    finding_line,
+    findings_json,
+    github_annotation,
+    human_size,
+    show_text,
+    versions_text,
+)
+from ci_modelver.core.source import Finding
 from ci_modelver.errors import ExitCode, InputError, ModelverError
+from ci_modelver.progress import TerminalProgress
+from ci_modelver.settings import Settings
 
 Handler = Callable[[argparse.Namespace, "Console"], int]
 
@@ -46,6 +59,15 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
+def _print_findings(console: Console, findings: tuple[Finding, ...], fmt: str) -> None:
+    emit_github = fmt == "github" or console.in_github_actions
+    for finding in findings:
+        if fmt != "github":
+            console.print(finding_line(finding))
+        if emit_github:
+            console.print(github_annotation(finding, title="invalid manifest"))
+
+
 def _cmd_validate(args: argparse.Namespace, console: Console) -> int:
     shown = args.manifest
     result = validate_manifest(Path(shown), shown)
@@ -56,12 +78,7 @@ def _cmd_validate(args: argparse.Namespace, console: Console) -> int:
             extra = {"name": result.manifest.name, "version": result.manifest.version}
         console.print(findings_json(result.file, result.findings, extra))
     else:
-        emit_github = fmt == "github" or console.in_github_actions
-        for finding in result.findings:
-            if fmt == "text":
-                console.print(finding_line(finding))
-            if emit_github:
-                console.print(github_annotation(finding, title="invalid manifest"))
+        _print_findings(console, result.findings, fmt)
         if result.manifest:
             m = result.manifest
             console.print(
@@ -71,6 +88,93 @@ def _cmd_validate(args: argparse.Namespace, console: Console) -> int:
         elif fmt == "text":
             console.error(f"{result.file}: {len(result.findings)} problem(s); fix them and rerun")
     return ExitCode.OK if result.ok else ExitCode.INVALID_INPUT
+
+
+def _settings(args: argparse.Namespace, console: Console) -> Settings:
+    return Settings.build(
+        console.env,
+        repository=getattr(args, "repository", None),
+        plain_http=getattr(args, "plain_http", False),
+        concurrency=getattr(args, "concurrency", None),
+        timeout=getattr(args, "timeout", None),
+        chunk_size=getattr(args, "chunk_size", None),
+    )
+
+
+def _progress(console: Console, verb: str) -> TerminalProgress:
+    tty = console.err.isatty() and console.env.get("TERM") != "dumb"
+    return TerminalProgress(console.err, verb=verb, tty=tty)
+
+
+def _cmd_publish(args: argparse.Namespace, console: Console) -> int:
+    settings = _settings(args, console)
+    try:
+        result = publish(
+            Path(args.manifest),
+            settings,
+            extra_tags=args.tag or (),
+            progress=_progress(console, "uploaded"),
+        )
+    except InvalidManifest as exc:
+        _print_findings(console, exc.findings, "text")
+        raise
+    if args.format == "json":
+        console.print(json.dumps(result.to_json(), indent=2, sort_keys=True))
+        return ExitCode.OK
+    verb = "already published (no bytes sent)" if result.status == "unchanged" else "published"
+    console.print(f"{result.name} {result.version} {verb}")
+    console.print(f"  digest: {result.digest}")
+    console.print(f"  ref:    {result.ref}")
+    console.print(f"  tags:   {', '.join(result.tags)}")
+    if result.status == "published":
+        console.print(
+            f"  blobs:  {result.uploaded} uploaded ({human_size(result.bytes_uploaded)}), "
+            f"{result.present} already present"
+        )
+    return ExitCode.OK
+
+
+def _cmd_pull(args: argparse.Namespace, console: Console) -> int:
+    settings = _settings(args, console)
+    result = pull(
+        args.ref,
+        settings,
+        output=Path(args.output) if args.output else None,
+        only=parse_only(args.only),
+        progress=_progress(console, "downloaded"),
+    )
+    if args.format == "json":
+        console.print(json.dumps(result.to_json(), indent=2, sort_keys=True))
+    else:
+        fetched = sum(1 for f in result.files if f[2])
+        console.print(
+            f"pulled {result.digest} into {result.output}: {len(result.files)} file(s), "
+            f"{fetched} downloaded, {len(result.files) - fetched} already up to date; all digests verified"
+        )
+    return ExitCode.OK
+
+
+def _cmd_show(args: argparse.Namespace, console: Console) -> int:
+    doc = show(args.ref, _settings(args, console)).to_json()
+    console.print(
+        json.dumps(doc, indent=2, sort_keys=True) if args.format == "json" else show_text(doc)
+    )
+    return ExitCode.OK
+
+
+def _cmd_versions(args: argparse.Namespace, console: Console) -> int:
+    ref, rows = versions(args.repository_ref, _settings(args, console))
+    if args.format == "json":
+        doc = {
+            "repository": str(ref),
+            "versions": [
+                {"version": r.version, "digest": r.digest, "aliases": list(r.aliases)} for r in rows
+            ],
+        }
+        console.print(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        console.print(versions_text(str(ref), [(r.version, r.digest, r.aliases) for r in rows]))
+    return ExitCode.OK
 
 
 def _cmd_schema(args: argparse.Namespace, console: Console) -> int:
@@ -118,6 +222,86 @@ def build_parser() -> argparse.ArgumentParser:
         help="output format; 'github' annotations are added to text inside GitHub Actions",
     )
     p.set_defaults(handler=_cmd_validate)
+
+    remote = _Parser(add_help=False)
+    remote.add_argument(
+        "--plain-http",
+        action="store_true",
+        help="use HTTP instead of HTTPS (automatic for localhost/127.0.0.0/8/::1)",
+    )
+    remote.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="parallel transfers (default 4, env MODELVER_CONCURRENCY)",
+    )
+    remote.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="retry budget per request in seconds (default 120, env MODELVER_TIMEOUT)",
+    )
+
+    p = sub.add_parser(
+        "publish",
+        parents=[common, remote],
+        help="publish a model version",
+        description="Validate, pack and push the manifest's version under an "
+        "immutable version tag. Default store: oci:.modelver/<name>.",
+    )
+    p.add_argument("manifest", nargs="?", default="modelver.yaml", metavar="MANIFEST")
+    p.add_argument(
+        "--repository",
+        metavar="REPO",
+        help="HOST/PATH or oci:DIR (default: env MODELVER_REPOSITORY, else oci:.modelver/<name>)",
+    )
+    p.add_argument("--tag", action="append", metavar="EXTRA", help="also tag as EXTRA (repeatable)")
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="upload in PATCH chunks of this size (e.g. 4194304 for ghcr.io); default one PUT",
+    )
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=_cmd_publish)
+
+    p = sub.add_parser(
+        "pull",
+        parents=[common, remote],
+        help="download and verify a version",
+        description="Download a version's files into a folder, verifying every digest.",
+    )
+    p.add_argument("ref", metavar="REF", help="REPO:VERSION, REPO:ALIAS or REPO@sha256:…")
+    p.add_argument("--output", "-o", metavar="DIR", help="target folder (default ./<name>)")
+    p.add_argument(
+        "--only",
+        metavar="TYPES",
+        help="comma-separated file types: weight,weight-config,doc,code,dataset",
+    )
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=_cmd_pull)
+
+    p = sub.add_parser(
+        "show",
+        parents=[common, remote],
+        help="show a version record (no weights)",
+        description="Print a version's files, code, data, hyperparameters and metrics "
+        "without downloading its weights.",
+    )
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=_cmd_show)
+
+    p = sub.add_parser(
+        "versions",
+        parents=[common, remote],
+        help="list versions in SemVer order",
+        description="List the version tags of a repository in SemVer order, with digests.",
+    )
+    p.add_argument("repository_ref", metavar="REPO")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=_cmd_versions)
 
     p = sub.add_parser(
         "schema",

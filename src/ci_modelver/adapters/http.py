@@ -1,0 +1,389 @@
+"""HTTP to registries: timeouts on every request, bounded retries with backoff, registry auth.
+
+oras-py supplies what it does well (docker config.json, credential helpers, the bearer-token
+request); retries, timeouts and streaming are ours because oras-py retries only HTTP 500,
+ignores Retry-After and sets no timeouts.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import oras.auth.utils as oras_auth_utils
+import requests
+from oras.auth.token import TokenAuth
+from requests.adapters import HTTPAdapter
+
+from ci_modelver.errors import RemoteError
+
+RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+BLOCK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long to keep trying: exponential backoff with full jitter inside a total budget."""
+
+    budget: float = 120.0
+    base: float = 0.5
+    cap: float = 20.0
+    timeout: float = 60.0  # per request: connect and between bytes
+
+
+@dataclass
+class Stats:
+    """Counters for reports and tests (thread-safe increments)."""
+
+    requests: int = 0
+    retries: int = 0
+    blob_uploads: int = 0
+    bytes_uploaded: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **amounts: int) -> None:
+        with self.lock:
+            for key, value in amounts.items():
+                setattr(self, key, getattr(self, key) + value)
+
+
+class _BigBlockAdapter(HTTPAdapter):
+    """Send request bodies in 1 MiB blocks instead of urllib3's 16 KiB."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        if int(version("urllib3").split(".")[0]) >= 2:
+            kwargs["blocksize"] = BLOCK
+        super().init_poolmanager(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where credentials came from (named in errors) and the basic-auth token (never shown)."""
+
+    source: str
+    basic: str | None  # base64(user:password)
+
+
+def _docker_config_path(env: Mapping[str, str]) -> Path:
+    base = env.get("DOCKER_CONFIG")
+    if base:
+        return Path(base) / "config.json"
+    return Path(env.get("HOME", str(Path.home()))) / ".docker" / "config.json"
+
+
+def find_credentials(host: str, env: Mapping[str, str]) -> Credentials:
+    """Credentials for ``host``: MODELVER_REGISTRY_USERNAME/PASSWORD, else docker config.json."""
+    user = env.get("MODELVER_REGISTRY_USERNAME")
+    password = env.get("MODELVER_REGISTRY_PASSWORD")
+    if user and password:
+        return Credentials(
+            "MODELVER_REGISTRY_USERNAME/MODELVER_REGISTRY_PASSWORD",
+            oras_auth_utils.get_basic_auth(user, password),
+        )
+    path = _docker_config_path(env)
+    if not path.is_file():
+        return Credentials("no credentials (anonymous)", None)
+    try:
+        config = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        raise RemoteError(f"{path}: not valid JSON; fix or remove the docker config file") from None
+    if not isinstance(config, dict):
+        return Credentials("no credentials (anonymous)", None)
+    # oras-py resolves inline auths, credHelpers and credsStore; it is given the file that
+    # DOCKER_CONFIG names (oras-py itself only looks in ~/.docker).
+    backend = TokenAuth()
+    backend._auth_config = {
+        "auths": dict(config.get("auths") or {}),
+        "credsStore": config.get("credsStore"),
+        "credHelpers": dict(config.get("credHelpers") or {}),
+    }
+    for name in _config_keys(host):
+        if backend._load_auth(name):
+            return Credentials(f"docker config {path} ({name})", backend._basic_auth)
+    return Credentials("no credentials (anonymous)", None)
+
+
+def _config_keys(host: str) -> list[str]:
+    keys = [host, f"https://{host}", f"http://{host}"]
+    if host in ("docker.io", "registry-1.docker.io", "index.docker.io"):
+        keys.append("https://index.docker.io/v1/")
+    if host.startswith("localhost"):
+        keys.append(host.replace("localhost", "127.0.0.1", 1))
+    elif host.startswith("127.0.0.1"):
+        keys.append(host.replace("127.0.0.1", "localhost", 1))
+    return keys
+
+
+def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, rest = header.strip().partition(" ")
+    params: dict[str, str] = {}
+    parsed = oras_auth_utils.parse_auth_header(rest)
+    for key in ("realm", "service", "scope"):
+        value = getattr(parsed, key, None)
+        if value:
+            params[key] = value
+    return scheme.lower(), params
+
+
+def _retry_after(response: requests.Response | None, now: float) -> float | None:
+    if response is None:
+        return None
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def describe_error(response: requests.Response) -> str:
+    """``404 MANIFEST_UNKNOWN: manifest unknown`` from an OCI error body, else the status."""
+    detail = ""
+    try:
+        body = response.json()
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            code = errors[0].get("code", "")
+            message = errors[0].get("message", "")
+            detail = f" {code}: {message}".rstrip(": ")
+    except ValueError:
+        pass
+    return f"{response.status_code}{detail or ' ' + response.reason if response.reason else detail}"
+
+
+BodyFactory = Callable[[], Any]
+
+
+class RegistryHTTP:
+    """One registry host: base URL, auth state, retrying requests."""
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        plain_http: bool,
+        credentials: Credentials,
+        policy: RetryPolicy,
+        pool_size: int = 8,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        session: requests.Session | None = None,
+    ) -> None:
+        api_host = "registry-1.docker.io" if host == "docker.io" else host
+        self.base = f"{'http' if plain_http else 'https'}://{api_host}"
+        self.host = host
+        self.credentials = credentials
+        self.policy = policy
+        self.sleep = sleep
+        self.clock = clock
+        self.stats = Stats()
+        self.session = session or requests.Session()
+        adapter = _BigBlockAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = "ci-modelver"
+        self._tokens: dict[str, str] = {}
+        self._basic_realm = False
+        self._lock = threading.Lock()
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else f"{self.base}{path}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scope: str,
+        ok: tuple[int, ...],
+        body: BodyFactory | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+        allow: tuple[int, ...] = (),
+        what: str = "",
+    ) -> requests.Response:
+        """Send with retries; return a response whose status is in ``ok`` or ``allow``.
+
+        ``body`` is a factory so a retried request re-opens its file from the start.
+        Authentication failures (401 after a fresh token, 403) are never retried.
+        """
+        url = self.url(path)
+        deadline = self.clock() + self.policy.budget
+        attempt = 0
+        refreshed = False
+        label = what or f"{method} {url}"
+        while True:
+            attempt += 1
+            response: requests.Response | None = None
+            error: Exception | None = None
+            try:
+                response = self._send(method, url, scope, body, headers, stream)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                error = exc
+            except requests.RequestException as exc:
+                raise RemoteError(f"{label}: {type(exc).__name__}: {exc}") from None
+            if response is not None:
+                self.stats.add(requests=1)
+                verdict = self._judge(response, ok + allow, label)
+                if verdict == "done":
+                    return response
+                if verdict == "auth":
+                    if not refreshed and self._authenticate(response, scope):
+                        refreshed = True
+                        attempt -= 1
+                        continue
+                    raise self._denied(response, label)
+            delay = self._backoff(attempt, response, error, deadline, label)
+            self.stats.add(retries=1)
+            if response is not None:
+                response.close()
+            self.sleep(delay)
+
+    def _judge(self, response: requests.Response, accept: tuple[int, ...], label: str) -> str:
+        """'done', 'auth' (challenge to answer), or 'retry'; raises on a final failure."""
+        status = response.status_code
+        if status in accept:
+            return "done"
+        if status == 401:
+            return "auth"
+        if status == 403:
+            raise self._denied(response, label)
+        if status not in RETRY_STATUS:
+            raise RemoteError(f"{label}: {describe_error(response)}")
+        return "retry"
+
+    def _denied(self, response: requests.Response, label: str) -> RemoteError:
+        return RemoteError(
+            f"{label}: {describe_error(response)} — access denied to {self.host} "
+            f"(tried: {self.credentials.source}); set MODELVER_REGISTRY_USERNAME and "
+            "MODELVER_REGISTRY_PASSWORD or log in with docker/skopeo"
+        )
+
+    def _backoff(
+        self,
+        attempt: int,
+        response: requests.Response | None,
+        error: Exception | None,
+        deadline: float,
+        label: str,
+    ) -> float:
+        """The delay before the next attempt, or RemoteError when the budget is spent."""
+        delay: float = (
+            min(self.policy.cap, self.policy.base * 2.0 ** (attempt - 1)) * random.random()
+        )
+        hinted = _retry_after(response, time.time())
+        if hinted is not None:
+            delay = max(delay, hinted)
+        if self.clock() + delay > deadline:
+            reason = describe_error(response) if response is not None else type(error).__name__
+            raise RemoteError(
+                f"{label}: {reason}; gave up after {attempt} attempt(s) in "
+                f"{self.policy.budget:g}s (raise --timeout to wait longer)"
+            )
+        return delay
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        scope: str,
+        body: BodyFactory | None,
+        headers: Mapping[str, str] | None,
+        stream: bool,
+    ) -> requests.Response:
+        merged = dict(headers or {})
+        auth = self._auth_header(scope)
+        if auth:
+            merged["Authorization"] = auth
+        data = body() if body is not None else None
+        try:
+            return self.session.request(
+                method,
+                url,
+                data=data,
+                headers=merged,
+                stream=stream,
+                timeout=(min(30.0, self.policy.timeout), self.policy.timeout),
+                allow_redirects=method in ("GET", "HEAD"),
+            )
+        finally:
+            close = getattr(data, "close", None)
+            if close is not None and not stream:
+                close()
+
+    def _auth_header(self, scope: str) -> str | None:
+        with self._lock:
+            token = self._tokens.get(scope)
+            if token:
+                return f"Bearer {token}"
+            if self._basic_realm and self.credentials.basic:
+                return f"Basic {self.credentials.basic}"
+        return None
+
+    def _authenticate(self, response: requests.Response, scope: str) -> bool:
+        challenge = response.headers.get("WWW-Authenticate", "")
+        scheme, params = _parse_challenge(challenge)
+        if scheme == "basic":
+            if not self.credentials.basic:
+                return False
+            with self._lock:
+                self._basic_realm = True
+            return True
+        if scheme != "bearer" or "realm" not in params:
+            return False
+        return self._fetch_token(params, scope)
+
+    def _fetch_token(self, params: dict[str, str], scope: str) -> bool:
+        query = {"service": params.get("service", "")}
+        # Ask for the scope this operation needs (pull,push before an upload), not only the
+        # challenge's: GHCR and Docker Hub issue exactly what is requested.
+        query["scope"] = scope or params.get("scope", "")
+        headers = {"Accept": "application/json"}
+        if self.credentials.basic:
+            headers["Authorization"] = f"Basic {self.credentials.basic}"
+        try:
+            answer = self.session.get(
+                params["realm"], params=query, headers=headers, timeout=self.policy.timeout
+            )
+        except requests.RequestException as exc:
+            raise RemoteError(
+                f"token request to {params['realm']} failed: {type(exc).__name__}"
+            ) from None
+        if answer.status_code != 200:
+            return False
+        try:
+            data = answer.json()
+        except ValueError:
+            return False
+        token = data.get("token") or data.get("access_token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            return False
+        with self._lock:
+            self._tokens[scope] = token
+        return True
+
+
+def basic_token(user: str, password: str) -> str:
+    """base64 ``user:password`` (what docker config.json stores under ``auth``)."""
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def environment() -> Mapping[str, str]:
+    """The real process environment (the default for settings)."""
+    return os.environ

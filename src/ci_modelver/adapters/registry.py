@@ -1,0 +1,317 @@
+"""An OCI registry repository as a Store (Distribution spec v1.1), with streaming transfers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urlencode, urljoin
+
+import requests
+
+from ci_modelver.adapters.http import RegistryHTTP
+from ci_modelver.adapters.store import BlobSource, IntegrityError, Progress, write_verified
+from ci_modelver.core.modelpack import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Descriptor,
+    sha256_digest,
+)
+from ci_modelver.errors import RemoteError
+
+MANIFEST_ACCEPT = ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST])
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the distribution spec's recommended manifest limit
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+class _Body:
+    """A file region streamed as a request body: exact length, 1 MiB reads, progress events."""
+
+    def __init__(self, handle: BinaryIO, length: int, progress: Progress, name: str) -> None:
+        self._handle = handle
+        self._left = length
+        self._length = length
+        self._progress = progress
+        self._name = name
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Any:
+        while chunk := self.read(1024 * 1024):
+            yield chunk
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        want = self._left if size is None or size < 0 else min(size, self._left)
+        chunk = self._handle.read(want)
+        self._left -= len(chunk)
+        self._progress.advance(self._name, len(chunk))
+        return chunk
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class RegistryStore:
+    """A Store over one repository of an OCI registry."""
+
+    def __init__(self, http: RegistryHTTP, path: str, *, chunk_size: int | None = None) -> None:
+        self.http = http
+        self.path = path
+        self.display = f"{http.host}/{path}"
+        self.chunk_size = chunk_size
+        self._pull = f"repository:{path}:pull"
+        self._push = f"repository:{path}:pull,push"
+
+    def _manifest_url(self, reference: str) -> str:
+        return f"/v2/{self.path}/manifests/{reference}"
+
+    def resolve(self, tag: str) -> Descriptor | None:
+        response = self.http.request(
+            "HEAD",
+            self._manifest_url(tag),
+            scope=self._pull,
+            ok=(200,),
+            allow=(404,),
+            headers={"Accept": MANIFEST_ACCEPT},
+            what=f"HEAD {self.display}:{tag}",
+        )
+        if response.status_code == 404:
+            return None
+        digest = response.headers.get("Docker-Content-Digest")
+        media = response.headers.get("Content-Type", OCI_MANIFEST).split(";")[0].strip()
+        size = int(response.headers.get("Content-Length") or 0)
+        if not digest or not digest.startswith("sha256:"):
+            # Some registries omit the digest on HEAD; the bytes decide.
+            data, digest = self.get_manifest(tag)
+            size = len(data)
+        return Descriptor(media, digest, size)
+
+    def get_manifest(self, reference: str) -> tuple[bytes, str]:
+        label = f"GET {self.display}{'@' if reference.startswith('sha256:') else ':'}{reference}"
+        response = self.http.request(
+            "GET",
+            self._manifest_url(reference),
+            scope=self._pull,
+            ok=(200,),
+            allow=(404,),
+            headers={"Accept": MANIFEST_ACCEPT},
+            what=label,
+        )
+        if response.status_code == 404:
+            raise RemoteError(
+                f"{label}: not found (404); check the tag or digest with 'ci-modelver versions'"
+            )
+        data = response.content
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise RemoteError(f"{label}: manifest of {len(data)} bytes is over the 4 MiB limit")
+        digest = sha256_digest(data)
+        if reference.startswith("sha256:") and digest != reference:
+            raise IntegrityError(f"{label}: the registry returned bytes hashing to {digest}")
+        return data, digest
+
+    def blob_exists(self, descriptor: Descriptor) -> bool:
+        response = self.http.request(
+            "HEAD",
+            f"/v2/{self.path}/blobs/{descriptor.digest}",
+            scope=self._pull,
+            ok=(200,),
+            allow=(404,),
+            what=f"HEAD {self.display} blob {descriptor.digest}",
+        )
+        if response.status_code != 200:
+            return False
+        length = response.headers.get("Content-Length")
+        return length is None or int(length) == descriptor.size
+
+    def push_blob(self, source: BlobSource, progress: Progress) -> bool:
+        if self.blob_exists(source.descriptor):
+            progress.finish(source.name, skipped=True)
+            return False
+        progress.start(source.name, source.descriptor.size)
+        if self.chunk_size and source.descriptor.size > self.chunk_size:
+            self._upload_chunked(source, progress)
+        else:
+            self._upload_monolithic(source, progress)
+        self.http.stats.add(blob_uploads=1, bytes_uploaded=source.descriptor.size)
+        progress.finish(source.name, skipped=False)
+        return True
+
+    def _start_upload(self, what: str) -> str:
+        response = self.http.request(
+            "POST",
+            f"/v2/{self.path}/blobs/uploads/",
+            scope=self._push,
+            ok=(202,),
+            what=what,
+        )
+        location = response.headers.get("Location")
+        if not location:
+            raise RemoteError(f"{what}: the registry gave no upload Location")
+        return urljoin(self.http.url(f"/v2/{self.path}/blobs/uploads/"), location)
+
+    @staticmethod
+    def _with_query(url: str, **params: str) -> str:
+        return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+
+    def _upload_monolithic(self, source: BlobSource, progress: Progress) -> None:
+        descriptor = source.descriptor
+        what = f"upload {source.name} to {self.display}"
+        # A retry restarts the whole session (new POST): a half-sent PUT leaves nothing behind
+        # that a fresh upload could collide with, and blob uploads are content-addressed.
+        attempts = 0
+        while True:
+            attempts += 1
+            location = self._start_upload(what)
+            try:
+                self.http.request(
+                    "PUT",
+                    self._with_query(location, digest=descriptor.digest),
+                    scope=self._push,
+                    ok=(201, 204),
+                    body=lambda: _Body(source.open(), descriptor.size, progress, source.name),
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Length": str(descriptor.size),
+                    },
+                    what=what,
+                )
+                return
+            except RemoteError:
+                if attempts >= 2:
+                    raise
+
+    def _upload_chunked(self, source: BlobSource, progress: Progress) -> None:
+        # Registries such as ghcr.io cap PATCH chunk sizes; send exact-size ranges in order.
+        descriptor = source.descriptor
+        size = self.chunk_size or descriptor.size
+        what = f"upload {source.name} to {self.display}"
+        location = self._start_upload(what)
+        offset = 0
+        while offset < descriptor.size:
+            length = min(size, descriptor.size - offset)
+            start = offset
+
+            def body(start: int = start, length: int = length) -> _Body:
+                handle = source.open()
+                handle.seek(start)
+                return _Body(handle, length, progress, source.name)
+
+            response = self.http.request(
+                "PATCH",
+                location,
+                scope=self._push,
+                ok=(202,),
+                body=body,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(length),
+                    "Content-Range": f"{start}-{start + length - 1}",
+                },
+                what=what,
+            )
+            new_location = response.headers.get("Location")
+            if new_location:
+                location = urljoin(location, new_location)
+            offset += length
+        self.http.request(
+            "PUT",
+            self._with_query(location, digest=descriptor.digest),
+            scope=self._push,
+            ok=(201, 204),
+            headers={"Content-Length": "0"},
+            what=what,
+        )
+
+    def read_blob(self, descriptor: Descriptor, limit: int) -> bytes:
+        label = f"GET {self.display} blob {descriptor.digest}"
+        if descriptor.size > limit:
+            raise RemoteError(f"{label}: {descriptor.size} bytes is over the {limit} byte limit")
+        response = self.http.request(
+            "GET",
+            f"/v2/{self.path}/blobs/{descriptor.digest}",
+            scope=self._pull,
+            ok=(200,),
+            stream=True,
+            what=label,
+        )
+        data = b""
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                data += chunk
+                if len(data) > descriptor.size:
+                    break
+        finally:
+            response.close()
+        if len(data) != descriptor.size or sha256_digest(data) != descriptor.digest:
+            raise IntegrityError(f"{label}: content does not match its digest")
+        return data
+
+    def fetch_blob(self, descriptor: Descriptor, dest: Path, progress: Progress, name: str) -> None:
+        label = f"GET {self.display} blob {descriptor.digest}"
+        progress.start(name, descriptor.size)
+        response = self.http.request(
+            "GET",
+            f"/v2/{self.path}/blobs/{descriptor.digest}",
+            scope=self._pull,
+            ok=(200,),
+            stream=True,
+            what=label,
+        )
+        try:
+            write_verified(
+                response.iter_content(1024 * 1024), dest, descriptor, progress, name, label
+            )
+        except requests.RequestException as exc:
+            raise RemoteError(f"{label}: transfer failed: {type(exc).__name__}") from None
+        finally:
+            response.close()
+        progress.finish(name, skipped=False)
+
+    def put_manifest(self, tag: str, data: bytes, media_type: str) -> None:
+        self.http.request(
+            "PUT",
+            self._manifest_url(tag),
+            scope=self._push,
+            ok=(201, 204),
+            body=lambda: data,
+            headers={"Content-Type": media_type},
+            what=f"PUT {self.display}:{tag}",
+        )
+
+    def tags(self) -> list[str]:
+        url: str | None = f"/v2/{self.path}/tags/list?n=1000"
+        out: list[str] = []
+        seen_urls: set[str] = set()
+        while url and url not in seen_urls:
+            seen_urls.add(url)
+            response = self.http.request(
+                "GET",
+                url,
+                scope=self._pull,
+                ok=(200,),
+                allow=(404,),
+                what=f"GET {self.display} tags",
+            )
+            if response.status_code == 404:
+                return []
+            try:
+                body = response.json()
+            except ValueError:
+                raise RemoteError(
+                    f"GET {self.display} tags: the registry answered with invalid JSON"
+                ) from None
+            tags = body.get("tags") if isinstance(body, dict) else None
+            out.extend(t for t in (tags or []) if isinstance(t, str))
+            match = _LINK_NEXT.search(response.headers.get("Link", ""))
+            # CNCF distribution 2.8 ignores n/last but still paginates correctly via Link.
+            url = (
+                urljoin(self.http.url(f"/v2/{self.path}/tags/list"), match.group(1))
+                if match
+                else None
+            )
+        return out
