@@ -69,12 +69,28 @@ demo() {
   pip_install "$ROOT"
   say "validating the example model"
   "$VENV/bin/ci-modelver" validate examples/churn/modelver.yaml
+  say "publishing it into the embedded store (oci:.modelver/churn-classifier)"
+  "$VENV/bin/ci-modelver" publish examples/churn/modelver.yaml
+  say "versions in the store"
+  "$VENV/bin/ci-modelver" versions oci:.modelver/churn-classifier
+}
+
+ensure_test_tools() {
+  # The integration tests need a real registry and a second OCI client (Debian packages).
+  local missing=()
+  command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+  command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt_install "${missing[@]}" ||
+      say "could not install ${missing[*]}; their integration tests will be skipped (they fail under CI=true)"
+  fi
 }
 
 run_tests() {
   ensure_venv
   say "installing ci-modelver and its test tools into .venv"
   pip_install "$ROOT[test]"
+  ensure_test_tools
   say "ruff"
   "$VENV/bin/ruff" check src tests
   say "mypy --strict"

@@ -1,0 +1,50 @@
+"""Constant memory: publishing and pulling a 256 MiB file stays far below its size in RSS."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import base_env, make_model
+from tests.support.registry import Registry
+
+pytestmark = pytest.mark.integration
+
+SIZE = 256 * 1024 * 1024
+LIMIT_KIB = 100 * 1024
+
+_RUNNER = """
+import resource, sys
+from ci_modelver.cli import main
+code = main(sys.argv[1:])
+print(f"maxrss_kib={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def _run(args: list[str], env: dict[str, str]) -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", _RUNNER, *args], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    line = [ln for ln in done.stderr.splitlines() if ln.startswith("maxrss_kib=")][-1]
+    return int(line.split("=", 1)[1])
+
+
+def test_publish_and_pull_256_mib_in_bounded_memory(registry: Registry, tmp_path: Path) -> None:
+    folder = tmp_path / "big"
+    manifest = make_model(folder, name="big", weights=b"")
+    with (folder / "model" / "weights.bin").open("wb") as out:
+        block = bytes(range(256)) * 4096  # 1 MiB, not all zeros
+        for i in range(SIZE // len(block)):
+            out.write(block[i % 256 :] + block[: i % 256])
+    env = base_env(tmp_path)
+    repo = registry.repo("t/big")
+    push_rss = _run(["publish", str(manifest), "--repository", repo], env)
+    assert push_rss < LIMIT_KIB, f"publish peak RSS {push_rss} KiB"
+    pull_rss = _run(["pull", f"{repo}:1.0.0", "-o", str(tmp_path / "out")], env)
+    assert pull_rss < LIMIT_KIB, f"pull peak RSS {pull_rss} KiB"
+    assert (tmp_path / "out" / "model" / "weights.bin").stat().st_size == SIZE
