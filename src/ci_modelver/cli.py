@@ -26,6 +26,7 @@ from ci_modelver.core.report import (
     versions_text,
 )
 from ci_modelver.core.source import Finding
+from ci_modelver.core.text import one_line
 from ci_modelver.errors import ExitCode, InputError, ModelverError
 from ci_modelver.progress import TerminalProgress
 from ci_modelver.settings import Settings
@@ -42,14 +43,23 @@ class Console:
         self.err = err
 
     def print(self, text: str = "") -> None:
-        print(text, file=self.out)
+        _write(self.out, text)
 
     def error(self, text: str) -> None:
-        print(text, file=self.err)
+        _write(self.err, text)
 
     @property
     def in_github_actions(self) -> bool:
         return self.env.get("GITHUB_ACTIONS") == "true"
+
+
+def _write(stream: TextIO, text: str) -> None:
+    try:
+        stream.write(text + "\n")
+    except UnicodeEncodeError:
+        # Lone surrogates or characters the terminal cannot show: escape, never crash.
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        stream.write(text.encode(encoding, "backslashreplace").decode(encoding) + "\n")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -337,7 +347,7 @@ def main(
     except ModelverError as exc:
         if debug:
             console.error(traceback.format_exc().rstrip())
-        console.error(f"error: {exc}")
+        console.error(f"error: {one_line(str(exc))}")
         return int(exc.exit_code)
     except KeyboardInterrupt:
         console.error("error: interrupted")
@@ -347,7 +357,7 @@ def main(
     except Exception as exc:
         if debug:
             console.error(traceback.format_exc().rstrip())
-        summary = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+        summary = one_line(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, 300)
         console.error(
             f"internal error: {summary} — this is a bug in ci-modelver; "
             "rerun with --debug and report the traceback"

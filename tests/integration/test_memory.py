@@ -16,11 +16,13 @@ pytestmark = pytest.mark.integration
 SIZE = 256 * 1024 * 1024
 LIMIT_KIB = 100 * 1024
 
+# VmHWM restarts at exec; ru_maxrss would include the pytest process this child was forked from.
 _RUNNER = """
-import resource, sys
+import re, sys
 from ci_modelver.cli import main
 code = main(sys.argv[1:])
-print(f"maxrss_kib={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", file=sys.stderr)
+hwm = re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)
+print(f"vmhwm_kib={hwm}", file=sys.stderr)
 sys.exit(code)
 """
 
@@ -30,7 +32,7 @@ def _run(args: list[str], env: dict[str, str]) -> int:
         [sys.executable, "-c", _RUNNER, *args], capture_output=True, text=True, env=env, check=False
     )
     assert done.returncode == 0, done.stderr
-    line = [ln for ln in done.stderr.splitlines() if ln.startswith("maxrss_kib=")][-1]
+    line = [ln for ln in done.stderr.splitlines() if ln.startswith("vmhwm_kib=")][-1]
     return int(line.split("=", 1)[1])
 
 

@@ -37,7 +37,7 @@ def test_non_json_values_and_keys_are_findings() -> None:
     doc = parse_document("when: 2024-01-01\n1: x\non: true\n", "m.yaml")
     messages = [p.message for p in doc.problems]
     assert any("timestamp" in m and "quote it" in m for m in messages)
-    assert any("key '1' is read as a int" in m for m in messages)
+    assert any("key '1' is read as an int" in m for m in messages)
     assert any("key 'on' is read as a bool" in m for m in messages)
     assert doc.data["when"] == "2024-01-01"
 

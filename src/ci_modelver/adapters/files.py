@@ -22,6 +22,7 @@ MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 MAX_EXPANDED_NODES = 200_000
 MAX_DEPTH = 64
 
+_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 _JSON_TAGS = {
     "tag:yaml.org,2002:str",
     "tag:yaml.org,2002:int",
@@ -72,6 +73,19 @@ def parse_document(text: str, display: str) -> SourceDoc:
         return SourceDoc(display, None, problems=(_at(display, 1, 1, "$", "file is empty"),))
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        line, col = _too_deep_at(text)
+        return SourceDoc(
+            display,
+            None,
+            problems=(_at(display, line, col, "$", "document is nested too deeply; simplify it"),),
+        )
+    except yaml.reader.ReaderError as exc:
+        line, col = _offset_position(text, exc.position)
+        char = exc.character
+        code = ord(char) if isinstance(char, str) else int(char)
+        message = f"not valid YAML: character 0x{code:02x} is not allowed in YAML; remove it"
+        return SourceDoc(display, None, problems=(_at(display, line, col, "$", message),))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -94,6 +108,25 @@ def parse_document(text: str, display: str) -> SourceDoc:
             display, None, problems=(_at(display, exc.line, exc.column, "$", str(exc)),)
         )
     return SourceDoc(display, data, builder.keys, builder.values, tuple(builder.problems))
+
+
+def _too_deep_at(text: str) -> tuple[int, int]:
+    """Where nesting first exceeds MAX_DEPTH; the event parser, unlike the composer, is flat."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            mark = event.start_mark
+            if depth > MAX_DEPTH and mark is not None:
+                return mark.line + 1, mark.column + 1
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+    return 1, 1
+
+
+def _offset_position(text: str, offset: int) -> tuple[int, int]:
+    before = text[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
 
 
 def _at(file: str, line: int, col: int, path: str, message: str) -> Finding:
@@ -131,6 +164,9 @@ class _Builder:
             limit = "nested too deeply" if depth > MAX_DEPTH else "too large once aliases expand"
             raise _TooLarge(f"document is {limit}; simplify it", pos.line, pos.column)
         self.values.setdefault(path, _pos(node))
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
+            kind = node.tag.rsplit(":", 1)[-1]
+            self._problem(node, path, f"YAML type '{kind}' is not a JSON value; remove the tag")
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
@@ -150,8 +186,12 @@ class _Builder:
         except yaml.YAMLError as exc:
             self._problem(node, path, f"cannot read value: {getattr(exc, 'problem', exc)}")
             return node.value
+        except ValueError:  # e.g. an integer longer than Python's 4300-digit conversion limit
+            self._problem(node, path, "number is too long to read; shorten it or quote it")
+            return node.value
 
     def _mapping(self, node: yaml.MappingNode, path: JsonPath, depth: int) -> dict[str, Any]:
+        explicit = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
         try:
             self._constructor.flatten_mapping(node)  # resolve '<<' merge keys like SafeLoader does
         except yaml.YAMLError as exc:
@@ -164,16 +204,19 @@ class _Builder:
                 continue
             child = (*path, key)
             kpos = _pos(key_node)
-            if key in first_seen:
-                self._problem(
-                    key_node,
-                    child,
-                    f"duplicate key '{key}' (first at line {first_seen[key].line}); "
-                    "YAML would keep only the last one — remove one",
-                )
-                continue
-            first_seen[key] = kpos
+            if id(key_node) in explicit:
+                if key in first_seen:
+                    self._problem(
+                        key_node,
+                        child,
+                        f"duplicate key '{key}' (first at line {first_seen[key].line}); "
+                        "YAML would keep only the last one — remove one",
+                    )
+                    continue
+                first_seen[key] = kpos
+            # Merged ('<<') entries come first; later merged or explicit keys override them.
             self.keys[child] = kpos
+            self.values.pop(child, None)
             out[key] = self.build(value_node, child, depth + 1)
         return out
 
@@ -185,10 +228,14 @@ class _Builder:
             self._problem(
                 key_node,
                 (*path, key_node.value),
-                f"key '{key_node.value}' is read as a {key_node.tag.rsplit(':', 1)[-1]}, "
+                f"key '{key_node.value}' is read as {_article(key_node.tag.rsplit(':', 1)[-1])}, "
                 "not a string; quote it",
             )
         return str(key_node.value)
+
+
+def _article(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
 
 
 def _pos(node: yaml.Node) -> Position:
@@ -215,9 +262,7 @@ def check_file(base: Path, relative: str, *, must_stay_inside: bool) -> FileChec
     target = base / relative
     try:
         st = target.stat()
-    except (FileNotFoundError, NotADirectoryError):
-        return FileCheck(PathProblem.MISSING)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: an embedded NUL byte
         return FileCheck(PathProblem.MISSING)
     if must_stay_inside:
         real_base = os.path.realpath(base)

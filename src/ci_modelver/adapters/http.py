@@ -20,9 +20,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import oras.auth.utils as oras_auth_utils
 import requests
-from oras.auth.token import TokenAuth
 from requests.adapters import HTTPAdapter
 
 from ci_modelver.errors import RemoteError
@@ -87,8 +85,7 @@ def find_credentials(host: str, env: Mapping[str, str]) -> Credentials:
     password = env.get("MODELVER_REGISTRY_PASSWORD")
     if user and password:
         return Credentials(
-            "MODELVER_REGISTRY_USERNAME/MODELVER_REGISTRY_PASSWORD",
-            oras_auth_utils.get_basic_auth(user, password),
+            "MODELVER_REGISTRY_USERNAME/MODELVER_REGISTRY_PASSWORD", basic_token(user, password)
         )
     path = _docker_config_path(env)
     if not path.is_file():
@@ -100,7 +97,10 @@ def find_credentials(host: str, env: Mapping[str, str]) -> Credentials:
     if not isinstance(config, dict):
         return Credentials("no credentials (anonymous)", None)
     # oras-py resolves inline auths, credHelpers and credsStore; it is given the file that
-    # DOCKER_CONFIG names (oras-py itself only looks in ~/.docker).
+    # DOCKER_CONFIG names (oras-py itself only looks in ~/.docker). Imported here: it is slow
+    # to import and only needed when a docker config exists.
+    from oras.auth.token import TokenAuth
+
     backend = TokenAuth()
     backend._auth_config = {
         "auths": dict(config.get("auths") or {}),
@@ -125,6 +125,8 @@ def _config_keys(host: str) -> list[str]:
 
 
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    import oras.auth.utils as oras_auth_utils
+
     scheme, _, rest = header.strip().partition(" ")
     params: dict[str, str] = {}
     parsed = oras_auth_utils.parse_auth_header(rest)

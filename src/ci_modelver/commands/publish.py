@@ -12,7 +12,8 @@ from typing import Any
 
 from ci_modelver.adapters.git import GitInfo, read_git
 from ci_modelver.adapters.github import write_outputs
-from ci_modelver.adapters.store import BlobSource, Progress, Store, hash_file
+from ci_modelver.adapters.hashcache import DigestCache, cache_path
+from ci_modelver.adapters.store import BlobSource, Progress, Store
 from ci_modelver.commands.stores import open_store, repository_for
 from ci_modelver.commands.validate import ValidationResult, validate_manifest
 from ci_modelver.core.manifest import Manifest
@@ -115,10 +116,12 @@ def code_info(manifest: Manifest, env: Mapping[str, str], git: GitInfo) -> dict[
     return code
 
 
-def _hash_all(base: Path, paths: Sequence[str], workers: int) -> list[tuple[str, int]]:
+def _hash_all(
+    cache: DigestCache, base: Path, paths: Sequence[str], workers: int
+) -> list[tuple[str, int]]:
     # hashlib releases the GIL on large updates, so threads hash files in parallel.
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda p: hash_file(base / p), paths))
+        return list(pool.map(lambda p: cache.digest(base / p), paths))
 
 
 def prepare(
@@ -126,7 +129,8 @@ def prepare(
 ) -> tuple[Packed, list[BlobSource]]:
     """Hash files and datasets, gather provenance, build the artifact (nothing is sent)."""
     git = read_git(base)
-    hashes = _hash_all(base, [f.path for f in manifest.files], settings.concurrency)
+    cache = DigestCache(cache_path(settings.env))
+    hashes = _hash_all(cache, base, [f.path for f in manifest.files], settings.concurrency)
     files = [
         PackedFile(
             f.path, f.type, digest, size, executable=bool((base / f.path).stat().st_mode & 0o111)
@@ -138,7 +142,7 @@ def prepare(
         entry = {"name": dataset.name, "uri": dataset.uri}
         if dataset.path:
             entry["path"] = dataset.path
-            entry["digest"] = hash_file(base / dataset.path)[0]
+            entry["digest"] = cache.digest(base / dataset.path)[0]
         elif dataset.digest:
             entry["digest"] = dataset.digest
         data.append(entry)
@@ -148,6 +152,7 @@ def prepare(
         data=data,
     )
     packed = pack(manifest, files, provenance)
+    cache.save()
     sources = [
         BlobSource(layer, f.path, path=base / f.path)
         for layer, f in zip(packed.layers, files, strict=True)

@@ -41,7 +41,11 @@ def validate_manifest(path: Path, display: str | None = None) -> ValidationResul
     doc = files.load_document(path, shown)
     findings = list(doc.problems)
     metrics: dict[str, Any] = {}
-    if doc.data is not None and not isinstance(doc.data, dict):
+    if doc.data is None and not doc.problems:
+        findings.append(
+            doc.finding((), "the manifest is empty (null); write name, version and files")
+        )
+    elif doc.data is not None and not isinstance(doc.data, dict):
         findings.append(
             doc.finding(
                 (),
@@ -54,9 +58,10 @@ def validate_manifest(path: Path, display: str | None = None) -> ValidationResul
         findings.extend(_license(doc))
         findings.extend(_model_files(doc, path.parent))
         findings.extend(_datasets(doc, path.parent))
-        metric_findings, metrics, where = _metrics(doc, path.parent)
+        metric_findings, metrics, where, usable = _metrics(doc, path.parent)
         findings.extend(metric_findings)
-        findings.extend(_gates(doc, metrics, where))
+        if usable:
+            findings.extend(_gates(doc, metrics, where))
     ordered = tuple(sorted(set(findings), key=lambda f: (f.file != shown, *f.sort_key())))
     manifest = build_manifest(doc.data, metrics) if not ordered else None
     return ValidationResult(shown, ordered, manifest)
@@ -115,50 +120,59 @@ def _datasets(doc: SourceDoc, base: Path) -> Iterator[Finding]:
         raw = entry.get("path")
         if not isinstance(raw, str) or not raw:
             continue
-        if raw.startswith("/") or "\\" in raw:
-            yield doc.finding(
-                ("data", i, "path"),
-                f"dataset path '{raw}' must be relative to the manifest's folder, using '/'",
-            )
+        problem = _local_path_problem(raw)
+        if problem:
+            yield doc.finding(("data", i, "path"), f"dataset path '{raw}' {problem}")
             continue
         check = files.check_file(base, raw, must_stay_inside=False)
         if check.problem:
             yield doc.finding(("data", i, "path"), f"dataset file '{raw}' {check.problem.value}")
 
 
-def _metrics(doc: SourceDoc, base: Path) -> tuple[list[Finding], dict[str, Any], str]:
+def _metrics(doc: SourceDoc, base: Path) -> tuple[list[Finding], dict[str, Any], str, bool]:
+    """Findings, the metrics, where they came from, and whether gates can be checked against them."""
     value = doc.data.get("metrics")
     if isinstance(value, dict):
-        return metric_value_findings(doc, value, ("metrics",)), value, "metrics"
+        return metric_value_findings(doc, value, ("metrics",)), value, "metrics", True
     if not isinstance(value, str) or not value:
-        return [], {}, "metrics"
+        return [], {}, "metrics", not isinstance(value, (list, int, float, bool))
     where = ("metrics",)
-    if value.startswith("/") or "\\" in value:
-        return (
-            [
-                doc.finding(
-                    where,
-                    f"metrics path '{value}' must be relative to the manifest's folder, using '/'",
-                )
-            ],
-            {},
-            value,
-        )
+    problem = _local_path_problem(value)
+    if problem:
+        return [doc.finding(where, f"metrics path '{value}' {problem}")], {}, value, False
     check = files.check_file(base, value, must_stay_inside=False)
     if check.problem:
-        return [doc.finding(where, f"metrics file '{value}' {check.problem.value}")], {}, value
+        return (
+            [doc.finding(where, f"metrics file '{value}' {check.problem.value}")],
+            {},
+            value,
+            False,
+        )
     shown = os.path.join(os.path.dirname(doc.file), value)
     try:
         mdoc = files.load_document(base / value, shown)
     except InputError as exc:
-        return [doc.finding(where, str(exc))], {}, value
+        return [doc.finding(where, str(exc))], {}, value, False
     found = list(mdoc.problems)
     if mdoc.data is None:
-        return found, {}, value
+        if not found:
+            found.append(
+                mdoc.finding((), "the metrics file is empty (null); write {set: {metric: number}}")
+            )
+        return found, {}, value, False
     found.extend(schema_findings(mdoc, files.bundled_schema("metrics")))
     found.extend(metric_value_findings(mdoc, mdoc.data, ()))
     data = mdoc.data if isinstance(mdoc.data, dict) else {}
-    return found, data, value
+    return found, data, value, isinstance(mdoc.data, dict)
+
+
+def _local_path_problem(path: str) -> str | None:
+    """Dataset and metrics files may live outside the manifest's folder, but must be relative."""
+    if path.startswith("/") or "\\" in path:
+        return "must be relative to the manifest's folder, using '/'"
+    if any(ord(c) < 32 for c in path):
+        return "contains a control character"
+    return None
 
 
 def _gates(doc: SourceDoc, metrics: dict[str, Any], where: str) -> list[Finding]:

@@ -10,6 +10,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, replace
 
+from ci_modelver.core.text import one_line
 from ci_modelver.errors import InputError
 
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
@@ -24,6 +25,7 @@ SEMVER_RE = re.compile(
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$"
 )
 LAYOUT_PREFIX = "oci:"
+_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def check_tag(tag: str, what: str = "tag") -> str:
             if len(tag) > 128
             else "has a character outside A-Z a-z 0-9 . _ - (or starts with . or -)"
         )
-        raise InputError(f"invalid {what} '{tag[:140]}': {reason}")
+        raise InputError(f"invalid {what} '{one_line(tag, 140)}': {reason}")
     return tag
 
 
@@ -114,6 +116,10 @@ def _split_target(text: str) -> tuple[str, str | None, str | None]:
 def parse_ref(text: str) -> Reference:
     """Parse a registry or layout reference; raise InputError saying what is wrong."""
     text = text.strip()
+    if _UNSAFE.search(text):
+        raise InputError(
+            f"invalid reference '{one_line(text, 200)}': it contains control characters or spaces"
+        )
     if not text:
         raise InputError("empty reference: give HOST/PATH[:TAG] or oci:DIR[:TAG]")
     if text.startswith(LAYOUT_PREFIX):

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from ci_modelver.core.source import Finding
+from ci_modelver.core.text import one_line
 
 
 def finding_line(finding: Finding) -> str:
     """``FILE:LINE:COL: message (JSON path)``."""
-    return f"{finding.file}:{finding.line}:{finding.column}: {finding.message} ({finding.path})"
+    text = f"{finding.file}:{finding.line}:{finding.column}: {finding.message} ({finding.path})"
+    return one_line(text)
 
 
 def escape_command_data(text: str) -> str:

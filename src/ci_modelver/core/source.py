@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ci_modelver.core.text import one_line
+
 JsonPath = tuple["str | int", ...]
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -21,7 +23,7 @@ def format_path(path: JsonPath) -> str:
         elif _PLAIN_KEY.match(part):
             out += f".{part}"
         else:
-            escaped = part.replace("\\", "\\\\").replace("'", "\\'")
+            escaped = one_line(part.replace("\\", "\\\\").replace("'", "\\'"))
             out += f"['{escaped}']"
     return out
 

@@ -121,11 +121,9 @@ def _alternatives(doc: SourceDoc, error: ValidationError, path: JsonPath) -> Ite
     field = path[-1] if path else None
     instance = error.instance
     schema = error.schema if isinstance(error.schema, Mapping) else {}
-    if (
-        error.validator == "oneOf"
-        and isinstance(instance, dict)
-        and "uri" in schema.get("properties", {})
-    ):
+    if error.validator == "oneOf" and "uri" in schema.get("properties", {}):
+        if not isinstance(instance, dict):
+            return  # the 'type' error already says it must be a mapping
         if "digest" in instance and "path" in instance:
             yield doc.finding(path, "give either 'digest' or 'path' for a dataset, not both")
         else:
@@ -155,7 +153,7 @@ def _message(error: ValidationError, path: JsonPath) -> str:
     kind = error.validator
     value = error.instance
     schema: Mapping[str, Any] = error.schema  # type: ignore[assignment]
-    field = str(path[-1]) if path else "document"
+    field = _field_name(path)
     if kind == "type":
         wanted = schema["type"]
         names = " or ".join(
@@ -182,6 +180,15 @@ def _message(error: ValidationError, path: JsonPath) -> str:
     if kind == "minimum":
         return f"'{field}' must be ≥ {schema['minimum']}, got {value}"
     return f"{error.message}"
+
+
+def _field_name(path: JsonPath) -> str:
+    if not path:
+        return "document"
+    if isinstance(path[-1], int):
+        parent = str(path[-2]) if len(path) > 1 else ""
+        return f"{parent}[{path[-1]}]"
+    return str(path[-1])
 
 
 def _pattern_message(path: JsonPath, value: Any) -> str:
@@ -222,6 +229,16 @@ def version_problem(version: str) -> str:
     )
 
 
+def is_finite_number(value: Any) -> bool:
+    """A JSON number that converts to a finite float (huge integers overflow)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def metric_value_findings(doc: SourceDoc, metrics: Any, base: JsonPath) -> list[Finding]:
     """Metric values must be finite numbers (YAML's .nan/.inf pass the JSON Schema)."""
     out: list[Finding] = []
@@ -231,12 +248,16 @@ def metric_value_findings(doc: SourceDoc, metrics: Any, base: JsonPath) -> list[
         if not isinstance(values, dict):
             continue
         for metric, value in values.items():
-            if isinstance(value, float) and not math.isfinite(value):
+            if (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and not is_finite_number(value)
+            ):
                 out.append(
                     doc.finding(
                         (*base, set_name, metric),
-                        f"metric '{metric}' of '{set_name}' is {value}; metric values must be "
-                        "finite numbers",
+                        f"metric '{metric}' of '{set_name}' is {_short_number(value)}; metric values "
+                        "must be finite numbers",
                     )
                 )
     return out
@@ -285,12 +306,38 @@ def gate_findings(doc: SourceDoc, gates: Any, metrics: Any, metrics_where: str) 
                 )
             )
         if isinstance(gate, dict):
+            for field in ("tolerance", "min", "max"):
+                value = gate.get(field)
+                if (
+                    isinstance(value, (int, float))
+                    and not isinstance(value, bool)
+                    and not is_finite_number(value)
+                ):
+                    out.append(
+                        doc.finding(
+                            (*path, field),
+                            f"gate '{key}': {field} must be a finite number, got {_short_number(value)}",
+                        )
+                    )
             low, high = gate.get("min"), gate.get("max")
-            if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
+            finite = is_finite_number(low) and is_finite_number(high)
+            if (
+                finite
+                and isinstance(low, (int, float))
+                and isinstance(high, (int, float))
+                and low > high
+            ):
                 out.append(
                     doc.finding((*path, "min"), f"gate '{key}': min {low} is above max {high}")
                 )
     return out
+
+
+def _short_number(value: float) -> str:
+    text = (
+        str(value) if isinstance(value, float) else f"an integer of {len(str(abs(value)))} digits"
+    )
+    return text
 
 
 def split_gate_key(key: str, sets: Mapping[str, Any]) -> tuple[str | None, str]:

@@ -1,0 +1,85 @@
+"""Remember file digests by (size, mtime, inode) so re-publishing unchanged weights skips hashing.
+
+A stale entry cannot forge content: the registry verifies every uploaded blob's digest, the
+layout store re-hashes while copying, and the cache is keyed on the file's identity and times.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ci_modelver.adapters.store import hash_file
+
+MAX_ENTRIES = 10_000
+
+
+def cache_path(env: Mapping[str, str]) -> Path | None:
+    """``$XDG_CACHE_HOME/ci-modelver/digests.json`` (or ~/.cache/…); None when disabled."""
+    if env.get("MODELVER_NO_CACHE", "").lower() in ("1", "true", "yes"):
+        return None
+    base = env.get("XDG_CACHE_HOME") or (
+        os.path.join(env["HOME"], ".cache") if env.get("HOME") else None
+    )
+    return Path(base) / "ci-modelver" / "digests.json" if base else None
+
+
+class DigestCache:
+    """A small JSON map from absolute path to (identity, digest); thread-safe."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._entries: dict[str, Any] = {}
+        self._dirty = False
+        self._lock = threading.Lock()
+        if path is not None:
+            try:
+                loaded = json.loads(path.read_text("utf-8"))
+                if isinstance(loaded, dict):
+                    self._entries = loaded
+            except (OSError, ValueError):
+                self._entries = {}
+
+    @staticmethod
+    def _identity(st: os.stat_result) -> list[int]:
+        return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+    def digest(self, path: Path) -> tuple[str, int]:
+        """``(sha256:<hex>, size)``, from the cache when the file is unchanged, else hashed."""
+        key = str(path.resolve())
+        st = path.stat()
+        identity = self._identity(st)
+        with self._lock:
+            entry = self._entries.get(key)
+        if (
+            isinstance(entry, dict)
+            and entry.get("id") == identity
+            and isinstance(entry.get("digest"), str)
+        ):
+            return entry["digest"], st.st_size
+        digest, size = hash_file(path)
+        if self._identity(path.stat()) == identity:  # unchanged while hashing
+            with self._lock:
+                self._entries[key] = {"id": identity, "digest": digest}
+                self._dirty = True
+        return digest, size
+
+    def save(self) -> None:
+        """Write the cache atomically; failures are ignored (it is only a cache)."""
+        if self.path is None or not self._dirty:
+            return
+        with self._lock:
+            entries = dict(list(self._entries.items())[-MAX_ENTRIES:])
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".digests-", dir=self.path.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(entries, out)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
