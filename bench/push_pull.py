@@ -124,7 +124,9 @@ def _median(values: list[Timing]) -> Timing:
     return Timing(middle.seconds, max(t.rss_mib for t in values))
 
 
-def one_round(label: str, n: int, count: int, size: int, host: str, work: Path, cli: str, skopeo: str) -> dict[str, Timing]:
+def one_round(
+    label: str, n: int, count: int, size: int, host: str, work: Path, cli: str, skopeo: str
+) -> dict[str, Timing]:
     """One round with fresh bytes; the tools take turns going first so no one always meets a busy disk."""
     py = sys.executable
     tag = f"{label.replace(' ', '-')}-r{n}"
@@ -134,16 +136,59 @@ def one_round(label: str, n: int, count: int, size: int, host: str, work: Path, 
     names = write_random(src, count, size)
     manifest = write_manifest(src, names, "1.0.0")
     layout = work / f"layout-{tag}"
-    run([cli, "publish", str(manifest), "--repository", f"oci:{layout}"], work, {**env, "MODELVER_NO_CACHE": "1"})
+    run(
+        [cli, "publish", str(manifest), "--repository", f"oci:{layout}"],
+        work,
+        {**env, "MODELVER_NO_CACHE": "1"},
+    )
     pushes = {
-        "skopeo": [skopeo, "copy", "--dest-tls-verify=false", f"oci:{layout}:1.0.0", f"docker://{host}/skopeo-{tag}:1.0.0"],
-        "ci-modelver": [py, "-c", PY_RUNNER, "ci_modelver", "publish", str(manifest), "--repository", f"{host}/ours-{tag}"],
+        "skopeo": [
+            skopeo,
+            "copy",
+            "--dest-tls-verify=false",
+            f"oci:{layout}:1.0.0",
+            f"docker://{host}/skopeo-{tag}:1.0.0",
+        ],
+        "ci-modelver": [
+            py,
+            "-c",
+            PY_RUNNER,
+            "ci_modelver",
+            "publish",
+            str(manifest),
+            "--repository",
+            f"{host}/ours-{tag}",
+        ],
         "oras-py": [py, "-c", PY_RUNNER, "-c", ORAS_PUSH, host, f"{host}/oras-{tag}:1.0.0", *names],
     }
     pulls = {
-        "skopeo": [skopeo, "copy", "--src-tls-verify=false", f"docker://{host}/skopeo-{tag}:1.0.0", f"oci:{work / f'sk-out-{tag}'}:1.0.0"],
-        "ci-modelver": [py, "-c", PY_RUNNER, "ci_modelver", "pull", f"{host}/ours-{tag}:1.0.0", "-o", str(work / f"ours-out-{tag}")],
-        "oras-py": [py, "-c", PY_RUNNER, "-c", ORAS_PULL, host, f"{host}/oras-{tag}:1.0.0", str(work / f"oras-out-{tag}")],
+        "skopeo": [
+            skopeo,
+            "copy",
+            "--src-tls-verify=false",
+            f"docker://{host}/skopeo-{tag}:1.0.0",
+            f"oci:{work / f'sk-out-{tag}'}:1.0.0",
+        ],
+        "ci-modelver": [
+            py,
+            "-c",
+            PY_RUNNER,
+            "ci_modelver",
+            "pull",
+            f"{host}/ours-{tag}:1.0.0",
+            "-o",
+            str(work / f"ours-out-{tag}"),
+        ],
+        "oras-py": [
+            py,
+            "-c",
+            PY_RUNNER,
+            "-c",
+            ORAS_PULL,
+            host,
+            f"{host}/oras-{tag}:1.0.0",
+            str(work / f"oras-out-{tag}"),
+        ],
     }
     order = list(pushes)
     order = order[n % 3 :] + order[: n % 3]
@@ -157,12 +202,20 @@ def one_round(label: str, n: int, count: int, size: int, host: str, work: Path, 
         out[f"pull/{tool}"] = run(pulls[tool], work, env)
     for name in names:
         assert (work / f"ours-out-{tag}" / name).stat().st_size == size
-    for folder in (src, layout, work / f"sk-out-{tag}", work / f"ours-out-{tag}", work / f"oras-out-{tag}"):
+    for folder in (
+        src,
+        layout,
+        work / f"sk-out-{tag}",
+        work / f"ours-out-{tag}",
+        work / f"oras-out-{tag}",
+    ):
         shutil.rmtree(folder, ignore_errors=True)
     return out
 
 
-def scenario(label: str, count: int, size: int, host: str, work: Path, cli: str, skopeo: str, rounds: int) -> dict[str, object]:
+def scenario(
+    label: str, count: int, size: int, host: str, work: Path, cli: str, skopeo: str, rounds: int
+) -> dict[str, object]:
     results = [one_round(label, n, count, size, host, work, cli, skopeo) for n in range(rounds)]
     med = {key: _median([r[key] for r in results]) for key in results[0]}
     tools = ("ci-modelver", "skopeo", "oras-py")
@@ -190,7 +243,7 @@ def report(results: list[dict[str, object]], total_mib: int, rounds: int) -> str
             ours, sk, orp = t["ci-modelver"], t["skopeo"], t["oras-py"]
             lines.append(
                 f"| {res['label']} | {op}{' (verified)' if op == 'pull' else ''} | {ours.seconds:.2f} | {sk.seconds:.2f} | "
-                f"{orp.seconds:.2f} | {ours.seconds / sk.seconds:.2f}× | {ours.seconds / orp.seconds:.2f}× | "
+                f"{orp.seconds:.2f} | {ours.seconds / sk.seconds:.2f}x | {ours.seconds / orp.seconds:.2f}x | "
                 f"{ours.rss_mib:.0f} / {sk.rss_mib:.0f} / {orp.rss_mib:.0f} |"
             )
         rep = res["republish"]
@@ -198,22 +251,28 @@ def report(results: list[dict[str, object]], total_mib: int, rounds: int) -> str
         assert isinstance(rep, Timing)
         lines.append(
             f"| {res['label']} | re-publish, unchanged weights | {rep.seconds:.2f} | | | "
-            f"{rep.seconds / first.seconds:.2f}× of first publish | | {rep.rss_mib:.0f} |"
+            f"{rep.seconds / first.seconds:.2f}x of first publish | | {rep.rss_mib:.0f} |"
         )
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mib", type=int, default=1024, help="payload per scenario (default 1024)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per scenario; medians are shown (default 3)")
+    parser.add_argument(
+        "--size-mib", type=int, default=1024, help="payload per scenario (default 1024)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds per scenario; medians are shown (default 3)"
+    )
     parser.add_argument("--json", action="store_true", help="also print raw numbers as JSON")
     args = parser.parse_args()
     registry_bin = find_registry_binary()
     skopeo = shutil.which("skopeo")
     cli = shutil.which("ci-modelver", path=str(Path(sys.executable).parent))
     if not (registry_bin and skopeo and cli):
-        raise SystemExit("needs docker-registry, skopeo and ci-modelver (run ./dev.sh test once first)")
+        raise SystemExit(
+            "needs docker-registry, skopeo and ci-modelver (run ./dev.sh test once first)"
+        )
     size = args.size_mib * 1024 * 1024
     with tempfile.TemporaryDirectory(prefix="modelver-bench-") as tmp:
         work = Path(tmp)
