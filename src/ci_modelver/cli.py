@@ -12,12 +12,21 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from ci_modelver import __version__
-from ci_modelver.adapters.files import bundled_schema
+from ci_modelver.adapters.files import bundled_schema, read_text
+from ci_modelver.commands.compare import (
+    comment_from_file,
+    deliver,
+    report_json,
+    report_markdown,
+    report_text,
+    run_compare,
+)
 from ci_modelver.commands.inspect import show, versions
 from ci_modelver.commands.publish import InvalidManifest, publish
 from ci_modelver.commands.pull import parse_only, pull
 from ci_modelver.commands.validate import validate_manifest
 from ci_modelver.core.report import (
+    escape_command_data,
     finding_line,
     findings_json,
     github_annotation,
@@ -187,6 +196,68 @@ def _cmd_versions(args: argparse.Namespace, console: Console) -> int:
     return ExitCode.OK
 
 
+def _read_template(path: str | None) -> str | None:
+    if path is None:
+        return None
+    return read_text(Path(path), path)
+
+
+def _cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    settings = _settings(args, console)
+    template = _read_template(args.template)
+    try:
+        comparison = run_compare(Path(args.manifest), settings, baseline=args.baseline)
+    except InvalidManifest as exc:
+        _print_findings(console, exc.findings, "text")
+        raise
+    fmt = args.format
+    if fmt == "json":
+        report = report_json(comparison)
+    elif fmt == "markdown":
+        report = report_markdown(comparison, template, args.comment_key)
+    else:
+        report = report_text(comparison, template)
+    if args.output:
+        Path(args.output).write_text(
+            report if report.endswith("\n") else report + "\n", encoding="utf-8"
+        )
+    else:
+        console.print(report.rstrip("\n"))
+    token = args.github_token or console.env.get("GITHUB_TOKEN")
+    delivery = deliver(
+        comparison,
+        settings,
+        template=template if fmt == "markdown" else None,
+        key=args.comment_key,
+        comment=args.comment,
+        pr=args.pr,
+        token=token,
+        comment_file=Path(args.comment_file) if args.comment_file else None,
+    )
+    for warning in delivery.warnings:
+        console.error(f"warning: {warning}")
+        if console.in_github_actions:
+            console.error(f"::warning title=ci-modelver::{escape_command_data(warning)}")
+    if delivery.comment_url:
+        console.error(f"comment {delivery.comment_action}: {delivery.comment_url}")
+    if comparison.failed and not args.no_fail:
+        failures = ", ".join(f"{r.set}/{r.metric}" for r in comparison.failures[:5])
+        console.error(f"regression: {len(comparison.failures)} gate(s) failed ({failures})")
+        return ExitCode.GATE_FAILED
+    return ExitCode.OK
+
+
+def _cmd_comment(args: argparse.Namespace, console: Console) -> int:
+    settings = _settings(args, console)
+    token = args.github_token or console.env.get("GITHUB_TOKEN")
+    delivery = comment_from_file(Path(args.from_file), settings, pr=args.pr, token=token)
+    for warning in delivery.warnings:
+        console.error(f"warning: {warning}")
+    if delivery.comment_url:
+        console.print(f"comment {delivery.comment_action}: {delivery.comment_url}")
+    return ExitCode.OK
+
+
 def _cmd_schema(args: argparse.Namespace, console: Console) -> int:
     console.print(json.dumps(bundled_schema(args.which), indent=2, ensure_ascii=False))
     return ExitCode.OK
@@ -312,6 +383,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("repository_ref", metavar="REPO")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(handler=_cmd_versions)
+
+    p = sub.add_parser(
+        "compare",
+        parents=[common, remote],
+        help="compare a candidate with its baseline",
+        description="Compare the manifest's metrics with its baseline (default: the "
+        "'production' alias, else the highest lower version), judge the gates, diff "
+        "hyperparameters, data, code and files; exit 1 when a gate fails.",
+    )
+    p.add_argument("manifest", nargs="?", default="modelver.yaml", metavar="MANIFEST")
+    p.add_argument(
+        "--repository", metavar="REPO", help="where published versions live (as for publish)"
+    )
+    p.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="alias, version, digest or full reference to compare against",
+    )
+    p.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    p.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    p.add_argument(
+        "--template",
+        metavar="FILE",
+        help="Jinja2 template replacing the bundled one (text or markdown)",
+    )
+    p.add_argument(
+        "--comment", action="store_true", help="post or update the sticky pull-request comment"
+    )
+    p.add_argument("--comment-key", metavar="KEY", help="separate sticky comments per matrix job")
+    p.add_argument(
+        "--comment-file",
+        metavar="FILE",
+        help="also write the comment Markdown here (default under $RUNNER_TEMP)",
+    )
+    p.add_argument(
+        "--pr", type=int, metavar="N", help="pull request number (default: from GITHUB_EVENT_PATH)"
+    )
+    p.add_argument("--github-token", metavar="TOKEN", help="default: env GITHUB_TOKEN")
+    p.add_argument(
+        "--no-fail", action="store_true", help="exit 0 even when a gate fails (report only)"
+    )
+    p.set_defaults(handler=_cmd_compare)
+
+    p = sub.add_parser(
+        "comment",
+        parents=[common],
+        help="post a saved report as the sticky PR comment",
+        description="Post a report written by 'compare --comment' (e.g. in a fork PR job) "
+        "from a workflow_run job that has a write token.",
+    )
+    p.add_argument("--from-file", required=True, metavar="FILE")
+    p.add_argument("--pr", type=int, metavar="N")
+    p.add_argument("--github-token", metavar="TOKEN", help="default: env GITHUB_TOKEN")
+    p.set_defaults(handler=_cmd_comment)
 
     p = sub.add_parser(
         "schema",

@@ -286,3 +286,13 @@ def bundled_schema(name: str) -> dict[str, Any]:
         text = (Path(__file__).resolve().parents[3] / "schemas" / filename).read_text("utf-8")
     loaded: dict[str, Any] = json.loads(text)
     return loaded
+
+
+def bundled_template(name: str) -> str:
+    """A report template shipped inside the package (``compare.md.j2``, ``compare.txt.j2``)."""
+    return (
+        resources.files("ci_modelver")
+        .joinpath("templates")
+        .joinpath(name)
+        .read_text(encoding="utf-8")
+    )
