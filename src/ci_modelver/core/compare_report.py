@@ -133,7 +133,7 @@ def _side_view(side: Side | None, escape: Callable[[Any], str], code: bool) -> d
 
 
 def _mermaid_label(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9 ._/+-]", "_", text)[:60]
+    return re.sub(r"[^A-Za-z0-9 ._/+()-]", "_", text)[:60]
 
 
 def trend_charts(comparison: Comparison) -> list[str]:
