@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ci_modelver.cli import main
 
+pytest_plugins = ["tests.support.github_fixtures"]
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "churn"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -58,6 +59,9 @@ class GitHubClient:
     ) -> None:
         from github import Auth, Github, GithubRetry  # imported here: only --comment needs it
 
+        # PyGithub attaches an INFO StreamHandler that logs every retried or failed request
+        # (GET /user is expected to fail with an installation token); only the CLI may print.
+        logging.getLogger("github").setLevel(logging.CRITICAL)
         self.api_url = api_url.rstrip("/")
         self._gh = Github(
             auth=Auth.Token(token),
@@ -99,7 +103,7 @@ class GitHubClient:
         where = f"{self.api_url}/repos/{repo}/issues/{number}/comments"
         try:
             identity = self._identity()
-            issue = self._gh.get_repo(repo, lazy=True).get_issue(number)
+            issue = self._gh.get_repo(repo).get_issue(number)
             ours = None
             for comment in issue.get_comments():
                 user = comment.user
