@@ -21,7 +21,9 @@ from ci_modelver.commands.compare import (
     report_text,
     run_compare,
 )
+from ci_modelver.commands.history import InvalidMetrics, attach, history, reproduce
 from ci_modelver.commands.inspect import show, versions
+from ci_modelver.commands.promote import MoveResult, promote, rollback
 from ci_modelver.commands.publish import InvalidManifest, publish
 from ci_modelver.commands.pull import parse_only, pull
 from ci_modelver.commands.validate import validate_manifest
@@ -30,7 +32,9 @@ from ci_modelver.core.report import (
     finding_line,
     findings_json,
     github_annotation,
+    history_text,
     human_size,
+    reproduce_text,
     show_text,
     versions_text,
 )
@@ -258,6 +262,79 @@ def _cmd_comment(args: argparse.Namespace, console: Console) -> int:
     return ExitCode.OK
 
 
+def _cmd_promote(args: argparse.Namespace, console: Console) -> int:
+    settings = _settings(args, console)
+    result = promote(args.ref, args.alias, settings, reason=args.reason)
+    return _print_move(console, result, args.format)
+
+
+def _cmd_rollback(args: argparse.Namespace, console: Console) -> int:
+    settings = _settings(args, console)
+    result = rollback(args.repository_ref, args.alias, settings, to=args.to, reason=args.reason)
+    return _print_move(console, result, args.format)
+
+
+def _print_move(console: Console, result: MoveResult, fmt: str) -> int:
+    if fmt == "json":
+        console.print(json.dumps(result.to_json(), indent=2, sort_keys=True))
+        return ExitCode.OK
+    move = result.move
+    target = f"{move.to_version or '?'} ({move.to_digest})"
+    if not result.changed:
+        console.print(
+            f"{result.repository}:{move.alias} already points at {target}; nothing changed"
+        )
+        return ExitCode.OK
+    before = f"{move.from_version or '?'} ({move.from_digest})" if move.from_digest else "nothing"
+    console.print(f"{move.action}: {result.repository}:{move.alias} {before} -> {target}")
+    console.print(
+        f"  recorded as {result.repository}:{result.record_tag} by {move.actor} at {move.time}"
+    )
+    return ExitCode.OK
+
+
+def _cmd_history(args: argparse.Namespace, console: Console) -> int:
+    doc = history(args.repository_ref, _settings(args, console), limit=args.limit).to_json()
+    if args.format == "json":
+        console.print(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        console.print(history_text(doc, markdown=args.format == "markdown").rstrip("\n"))
+    return ExitCode.OK
+
+
+def _cmd_reproduce(args: argparse.Namespace, console: Console) -> int:
+    result = reproduce(
+        args.ref,
+        _settings(args, console),
+        check_data=Path(args.check_data) if args.check_data else None,
+    )
+    doc = result.to_json()
+    console.print(
+        json.dumps(doc, indent=2, sort_keys=True) if args.format == "json" else reproduce_text(doc)
+    )
+    if result.mismatch:
+        console.error("error: a local dataset does not match the digest recorded at publish time")
+        return ExitCode.GATE_FAILED
+    return ExitCode.OK
+
+
+def _cmd_attach(args: argparse.Namespace, console: Console) -> int:
+    try:
+        result = attach(args.ref, Path(args.metrics), _settings(args, console), set_name=args.set)
+    except InvalidMetrics as exc:
+        for finding in exc.findings:
+            console.print(finding_line(finding))
+        raise
+    if args.format == "json":
+        console.print(json.dumps(result.to_json(), indent=2, sort_keys=True))
+    else:
+        sets = ", ".join(sorted(result.evaluation.metrics))
+        console.print(
+            f"attached {sets} to {result.ref}@{result.digest} (record {result.evaluation.record_digest}); the version's digest is unchanged"
+        )
+    return ExitCode.OK
+
+
 def _cmd_schema(args: argparse.Namespace, console: Console) -> int:
     console.print(json.dumps(bundled_schema(args.which), indent=2, ensure_ascii=False))
     return ExitCode.OK
@@ -437,6 +514,75 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pr", type=int, metavar="N")
     p.add_argument("--github-token", metavar="TOKEN", help="default: env GITHUB_TOKEN")
     p.set_defaults(handler=_cmd_comment)
+
+    p = sub.add_parser(
+        "promote",
+        parents=[common, remote],
+        help="move an alias to a version",
+        description="Point an alias (production, staging, champion, …) at an existing "
+        "version by re-PUTting its exact manifest bytes, and record the move.",
+    )
+    p.add_argument("ref", metavar="REF", help="REPO:VERSION, REPO:ALIAS or REPO@sha256:…")
+    p.add_argument("--alias", required=True, metavar="NAME")
+    p.add_argument("--reason", metavar="TEXT")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=_cmd_promote)
+
+    p = sub.add_parser(
+        "rollback",
+        parents=[common, remote],
+        help="move an alias back",
+        description="Move an alias back to where it pointed before its last move, or --to a version.",
+    )
+    p.add_argument("repository_ref", metavar="REPO")
+    p.add_argument("--alias", required=True, metavar="NAME")
+    p.add_argument("--to", metavar="REF", help="version, alias or sha256:… to move the alias to")
+    p.add_argument("--reason", metavar="TEXT")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=_cmd_rollback)
+
+    p = sub.add_parser(
+        "history",
+        parents=[common, remote],
+        help="versions, aliases and the alias log",
+        description="Versions in SemVer order with digest, creation time, commit, gated "
+        "metrics and aliases; then every recorded alias move.",
+    )
+    p.add_argument("repository_ref", metavar="REPO")
+    p.add_argument("--format", choices=["table", "markdown", "json"], default="table")
+    p.add_argument("--limit", type=int, metavar="N", help="only the N newest versions and moves")
+    p.set_defaults(handler=_cmd_history)
+
+    p = sub.add_parser(
+        "reproduce",
+        parents=[common, remote],
+        help="what is needed to rebuild a version",
+        description="Code, data, hyperparameters and framework of a version; --check-data "
+        "hashes local dataset files and exits 1 on a mismatch.",
+    )
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("--check-data", metavar="DIR")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=_cmd_reproduce)
+
+    p = sub.add_parser(
+        "attach",
+        parents=[common, remote],
+        help="attach later metrics to a version",
+        description="Attach an evaluation (metrics measured after release) to a version as "
+        "a referrer; the version's digest does not change.",
+    )
+    p.add_argument("ref", metavar="REF")
+    p.add_argument(
+        "--metrics", required=True, metavar="FILE", help="JSON/YAML {set: {metric: number}}"
+    )
+    p.add_argument(
+        "--set",
+        metavar="NAME",
+        help="the evaluation set, for a flat {metric: number} file or to pick one set",
+    )
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=_cmd_attach)
 
     p = sub.add_parser(
         "schema",

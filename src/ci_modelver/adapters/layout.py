@@ -111,23 +111,37 @@ class LayoutStore:
                 )
         return None
 
-    def get_manifest(self, reference: str) -> tuple[bytes, str]:
+    def find_manifest(self, reference: str) -> tuple[bytes, str] | None:
+        """Manifest bytes and digest by tag or digest, or None when absent."""
         if reference.startswith("sha256:"):
             digest = reference
         else:
             found = self.resolve(reference)
             if found is None:
-                raise InputError(f"{self.display}:{reference}: tag not found")
+                return None
             digest = found.digest
         try:
             data = self._blob_path(digest).read_bytes()
         except FileNotFoundError:
-            raise InputError(f"{self.display}@{digest}: manifest not found") from None
+            return None
         if sha256_digest(data) != digest:
             raise IntegrityError(
                 f"{self.display}@{digest}: manifest blob is corrupted (digest mismatch)"
             )
         return data, digest
+
+    def get_manifest(self, reference: str) -> tuple[bytes, str]:
+        found = self.find_manifest(reference)
+        if found is None:
+            sep = "@" if reference.startswith("sha256:") else ":"
+            raise InputError(
+                f"{self.display}{sep}{reference}: not found; check 'ci-modelver versions {self.display}'"
+            )
+        return found
+
+    def referrers_api(self, digest: str) -> list[Descriptor] | None:
+        """An image layout has no referrers API: referrers live in the tag fallback."""
+        return None
 
     def blob_exists(self, descriptor: Descriptor) -> bool:
         try:
@@ -172,11 +186,13 @@ class LayoutStore:
         write_verified(iter_file(source), dest, descriptor, progress, name, self.display)
         progress.finish(name, skipped=False)
 
-    def put_manifest(self, tag: str, data: bytes, media_type: str) -> None:
+    def put_manifest(self, tag: str | None, data: bytes, media_type: str) -> str:
         digest = sha256_digest(data)
         blob = self._blob_path(digest)
         if not blob.exists():
             self._atomic_write(blob, data)
+        if tag is None:
+            return digest
         with self._locked():
             entries = [
                 e for e in self._entries() if (e.get("annotations") or {}).get(ANN_REF_NAME) != tag
@@ -190,6 +206,7 @@ class LayoutStore:
                 }
             )
             self._atomic_write(self.root / "index.json", self._index_bytes(entries))
+        return digest
 
     def tags(self) -> list[str]:
         out = []

@@ -10,7 +10,13 @@ from urllib.parse import urlencode, urljoin
 import requests
 
 from ci_modelver.adapters.http import RegistryHTTP
-from ci_modelver.adapters.store import BlobSource, IntegrityError, Progress, write_verified
+from ci_modelver.adapters.store import (
+    BlobSource,
+    IntegrityError,
+    Progress,
+    index_descriptors,
+    write_verified,
+)
 from ci_modelver.core.modelpack import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -64,6 +70,7 @@ class RegistryStore:
         self.path = path
         self.display = f"{http.host}/{path}"
         self.chunk_size = chunk_size
+        self._referrers_supported: bool | None = None
         self._pull = f"repository:{path}:pull"
         self._push = f"repository:{path}:pull,push"
 
@@ -91,7 +98,8 @@ class RegistryStore:
             size = len(data)
         return Descriptor(media, digest, size)
 
-    def get_manifest(self, reference: str) -> tuple[bytes, str]:
+    def find_manifest(self, reference: str) -> tuple[bytes, str] | None:
+        """Manifest bytes and digest, or None when the registry answers 404."""
         label = f"GET {self.display}{'@' if reference.startswith('sha256:') else ':'}{reference}"
         response = self.http.request(
             "GET",
@@ -103,9 +111,7 @@ class RegistryStore:
             what=label,
         )
         if response.status_code == 404:
-            raise RemoteError(
-                f"{label}: not found (404); check the tag or digest with 'ci-modelver versions'"
-            )
+            return None
         data = response.content
         if len(data) > MAX_MANIFEST_BYTES:
             raise RemoteError(f"{label}: manifest of {len(data)} bytes is over the 4 MiB limit")
@@ -113,6 +119,44 @@ class RegistryStore:
         if reference.startswith("sha256:") and digest != reference:
             raise IntegrityError(f"{label}: the registry returned bytes hashing to {digest}")
         return data, digest
+
+    def get_manifest(self, reference: str) -> tuple[bytes, str]:
+        found = self.find_manifest(reference)
+        if found is None:
+            sep = "@" if reference.startswith("sha256:") else ":"
+            raise RemoteError(
+                f"GET {self.display}{sep}{reference}: not found (404); check the tag or digest with 'ci-modelver versions'"
+            )
+        return found
+
+    def referrers_api(self, digest: str) -> list[Descriptor] | None:
+        """Referrers from the OCI 1.1 referrers API, or None when the registry lacks it.
+
+        Support is probed with a real GET (a header alone proves nothing); CNCF distribution
+        2.8/3.x, GHCR and Docker Hub answer 404, so the caller uses the tag fallback.
+        """
+        if self._referrers_supported is False:
+            return None
+        response = self.http.request(
+            "GET",
+            f"/v2/{self.path}/referrers/{digest}",
+            scope=self._pull,
+            ok=(200,),
+            allow=(404, 400, 405),
+            headers={"Accept": OCI_INDEX},
+            what=f"GET {self.display} referrers of {digest}",
+        )
+        media = response.headers.get("Content-Type", "").split(";")[0].strip()
+        if response.status_code != 200 or media != OCI_INDEX:
+            self._referrers_supported = False
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            self._referrers_supported = False
+            return None
+        self._referrers_supported = True
+        return index_descriptors(body)
 
     def blob_exists(self, descriptor: Descriptor) -> bool:
         response = self.http.request(
@@ -272,16 +316,19 @@ class RegistryStore:
             response.close()
         progress.finish(name, skipped=False)
 
-    def put_manifest(self, tag: str, data: bytes, media_type: str) -> None:
+    def put_manifest(self, tag: str | None, data: bytes, media_type: str) -> str:
+        digest = sha256_digest(data)
+        reference = tag or digest
         self.http.request(
             "PUT",
-            self._manifest_url(tag),
+            self._manifest_url(reference),
             scope=self._push,
             ok=(201, 204),
             body=lambda: data,
             headers={"Content-Type": media_type},
-            what=f"PUT {self.display}:{tag}",
+            what=f"PUT {self.display}{':' if tag else '@'}{reference}",
         )
+        return digest
 
     def tags(self) -> list[str]:
         url: str | None = f"/v2/{self.path}/tags/list?n=1000"

@@ -66,6 +66,14 @@ class Store(Protocol):
         """Manifest bytes and digest by tag or digest (digest verified)."""
         ...
 
+    def find_manifest(self, reference: str) -> tuple[bytes, str] | None:
+        """Like get_manifest, but None when it does not exist."""
+        ...
+
+    def referrers_api(self, digest: str) -> list[Descriptor] | None:
+        """Referrers from the registry's referrers API; None when there is no such API."""
+        ...
+
     def blob_exists(self, descriptor: Descriptor) -> bool: ...
 
     def push_blob(self, source: BlobSource, progress: Progress) -> bool:
@@ -80,8 +88,8 @@ class Store(Protocol):
         """Stream a blob into ``dest`` (temp file, verify size and digest, rename)."""
         ...
 
-    def put_manifest(self, tag: str, data: bytes, media_type: str) -> None:
-        """Store manifest bytes exactly as given under ``tag``."""
+    def put_manifest(self, tag: str | None, data: bytes, media_type: str) -> str:
+        """Store manifest bytes exactly as given, under ``tag`` or by digest; return the digest."""
         ...
 
     def tags(self) -> list[str]: ...
@@ -160,3 +168,29 @@ def iter_file(path: Path) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while block := handle.read(CHUNK):
             yield block
+
+
+def index_descriptors(body: object) -> list[Descriptor]:
+    """The well-formed descriptors of an image index document (others are skipped)."""
+    manifests = body.get("manifests") if isinstance(body, dict) else None
+    out: list[Descriptor] = []
+    for raw in manifests if isinstance(manifests, list) else []:
+        if not isinstance(raw, dict):
+            continue
+        digest, size, media = raw.get("digest"), raw.get("size"), raw.get("mediaType")
+        raw_annotations = raw.get("annotations")
+        annotations: dict[str, object] = (
+            raw_annotations if isinstance(raw_annotations, dict) else {}
+        )
+        if isinstance(digest, str) and isinstance(size, int) and isinstance(media, str):
+            artifact = raw.get("artifactType")
+            out.append(
+                Descriptor(
+                    media,
+                    digest,
+                    size,
+                    {str(k): str(v) for k, v in annotations.items()},
+                    artifact if isinstance(artifact, str) else None,
+                )
+            )
+    return out

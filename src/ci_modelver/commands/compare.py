@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +19,12 @@ from ci_modelver.adapters.github import (
     write_outputs,
 )
 from ci_modelver.adapters.store import Store
+from ci_modelver.commands.history import evaluations_of
 from ci_modelver.commands.inspect import read_artifact
 from ci_modelver.commands.publish import InvalidManifest, prepare
 from ci_modelver.commands.stores import open_store, repository_for
 from ci_modelver.commands.validate import validate_manifest
+from ci_modelver.core.audit import Evaluation, overlay
 from ci_modelver.core.compare import Comparison, FileInfo, Side, TrendPoint, compare
 from ci_modelver.core.compare_report import (
     COMMENT_LIMIT,
@@ -55,8 +57,10 @@ def _metrics_of(record: dict[str, Any]) -> dict[str, dict[str, float]]:
     return out
 
 
-def side_from_artifact(artifact: ModelArtifact, ref: Reference, label: str) -> Side:
-    """A published version as one side of a comparison (everything from its manifest)."""
+def side_from_artifact(
+    artifact: ModelArtifact, ref: Reference, label: str, evaluations: Sequence[Evaluation] = ()
+) -> Side:
+    """A published version as one side of a comparison; attached evaluations override its metrics per set."""
     record = dict(artifact.record or {})
     version = str(
         record.get("version") or artifact.annotations.get("org.opencontainers.image.version") or "?"
@@ -66,7 +70,7 @@ def side_from_artifact(artifact: ModelArtifact, ref: Reference, label: str) -> S
         version=version,
         digest=artifact.digest,
         ref=str(ref.with_digest(artifact.digest)),
-        metrics=_metrics_of(record),
+        metrics=overlay(_metrics_of(record), evaluations),
         hyperparameters=record.get("hyperparameters") or {},
         data=[d for d in record.get("data") or [] if isinstance(d, dict)],
         code=record.get("code") or {},
@@ -203,9 +207,15 @@ def run_compare(
         ],
         label="candidate",
     )
-    base_side = (
-        side_from_artifact(choice.artifact, choice.ref, choice.label) if choice.artifact else None
-    )
+    base_side = None
+    if choice.artifact is not None:
+        base_store = (
+            store if choice.ref == repository.bare() else _open_existing(choice.ref, settings)
+        )
+        evaluations = (
+            evaluations_of(base_store, choice.artifact.digest) if base_store is not None else []
+        )
+        base_side = side_from_artifact(choice.artifact, choice.ref, choice.label, evaluations)
     trend = (
         _trend(store, repository.bare(), tags, manifest.version, settings.concurrency)
         if store is not None

@@ -9,6 +9,7 @@ from typing import Any
 
 from ci_modelver.adapters.store import Store
 from ci_modelver.commands.stores import open_store
+from ci_modelver.core.audit import Evaluation, is_internal_tag, overlay
 from ci_modelver.core.modelpack import ModelArtifact, parse_model_manifest
 from ci_modelver.core.refs import Reference, is_version_tag, parse_ref, semver_key
 from ci_modelver.errors import InputError
@@ -24,10 +25,13 @@ class Shown:
     ref: Reference
     artifact: ModelArtifact
     config: dict[str, Any]
+    evaluations: tuple[Evaluation, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         art = self.artifact
         record = dict(art.record or {})
+        if self.evaluations:
+            record["metrics"] = overlay(record.get("metrics") or {}, self.evaluations)
         return {
             "ref": str(self.ref.with_digest(art.digest)),
             "digest": art.digest,
@@ -84,7 +88,9 @@ def show(ref_text: str, settings: Settings) -> Shown:
     target = require_target(ref, "show")
     store = open_store(ref, settings, create=False)
     artifact, config = read_artifact(store, ref, target)
-    return Shown(ref, artifact, config)
+    from ci_modelver.commands.history import evaluations_of
+
+    return Shown(ref, artifact, config, tuple(evaluations_of(store, artifact.digest)))
 
 
 @dataclass(frozen=True)
@@ -102,13 +108,13 @@ def versions(repo_text: str, settings: Settings) -> tuple[Reference, list[Versio
     if ref.tag or ref.digest:
         raise InputError(f"versions: give a repository without tag or digest, e.g. '{ref.bare()}'")
     store = open_store(ref, settings, create=False)
-    tags = store.tags()
+    tags = [t for t in store.tags() if not is_internal_tag(t)]
     with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
         found = list(pool.map(store.resolve, tags))
     digests = {tag: d.digest for tag, d in zip(tags, found, strict=True) if d is not None}
     aliases: dict[str, list[str]] = {}
     for tag, digest in digests.items():
-        if not is_version_tag(tag):
+        if not is_version_tag(tag) and not is_internal_tag(tag):
             aliases.setdefault(digest, []).append(tag)
     rows = [
         VersionRow(tag, digest, tuple(sorted(aliases.get(digest, []))))

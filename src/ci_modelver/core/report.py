@@ -151,3 +151,116 @@ def versions_text(repository: str, rows: Sequence[tuple[str, str, Sequence[str]]
         suffix = f"  ← {', '.join(aliases)}" if aliases else ""
         lines.append(f"  {version:<{width}}  {digest}{suffix}")
     return "\n".join(lines)
+
+
+def _short(digest: str | None) -> str:
+    return digest[:19] + "…" if digest else "—"
+
+
+def history_text(doc: dict[str, Any], markdown: bool) -> str:
+    """``history`` as a terminal table or Markdown (input: ``History.to_json()``)."""
+
+    def cell(value: Any) -> str:
+        text = one_line("—" if value in (None, "") else str(value), 120)
+        return text.replace("|", "\\|") if markdown else text
+
+    version_rows = [
+        [
+            cell(v["version"]),
+            _short(v["digest"]),
+            cell(v["created"]),
+            cell((v["commit"] or "")[:12]),
+            cell(", ".join(f"{k}={val:.4g}" for k, val in sorted(v["gatedMetrics"].items()))),
+            cell(", ".join(v["aliases"])),
+        ]
+        for v in doc["versions"]
+    ]
+    move_rows = [
+        [
+            cell(m["time"]),
+            cell(m["alias"]),
+            cell(m["action"]),
+            cell(m["fromVersion"] or _short(m["from"])),
+            cell(m["toVersion"] or _short(m["to"])),
+            cell(m["actor"]),
+            cell(m["reason"]),
+        ]
+        for m in doc["aliasLog"]
+    ]
+    sections = [
+        (
+            f"Versions of {doc['repository']}",
+            ["version", "digest", "created", "commit", "gated metrics", "aliases"],
+            version_rows,
+        ),
+        ("Alias log", ["time", "alias", "action", "from", "to", "actor", "reason"], move_rows),
+    ]
+    out: list[str] = []
+    for title, head, rows in sections:
+        if markdown:
+            out += [
+                f"### {cell(title)}",
+                "",
+                "| " + " | ".join(head) + " |",
+                "|" + "---|" * len(head),
+            ]
+            out += ["| " + " | ".join(r) + " |" for r in rows] or [
+                "| " + " | ".join(["—"] * len(head)) + " |"
+            ]
+            out.append("")
+        else:
+            widths = [
+                max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+                for i, h in enumerate(head)
+            ]
+            out.append(title)
+            out.append(
+                "  " + "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()
+            )
+            out += [
+                "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                for r in rows
+            ] or ["  (none)"]
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def reproduce_text(doc: dict[str, Any]) -> str:
+    """``reproduce`` for terminals (input: ``Reproduction.to_json()``)."""
+    code = doc.get("code") or {}
+    lines = [f"{doc.get('name')} {doc.get('version')}  ({doc['ref']})", "code:"]
+    lines.append(f"  repository: {code.get('repository', '—')}")
+    lines.append(
+        f"  commit:     {code.get('commit', '—')}"
+        + ("  (published from a dirty tree!)" if code.get("dirty") else "")
+    )
+    if code.get("path"):
+        lines.append(f"  path:       {code['path']}")
+    if code.get("runUrl"):
+        lines.append(f"  CI run:     {code['runUrl']}")
+    framework = doc.get("framework") or {}
+    if framework:
+        lines.append(f"framework: {framework.get('name')} {framework.get('version', '')}".rstrip())
+        for key, value in sorted((framework.get("extra") or {}).items()):
+            lines.append(f"  {key}: {_scalar(value)}")
+    lines.append("data:")
+    for item in doc.get("data") or []:
+        lines.append(f"  {item.get('name')}: {item.get('uri')}  {item.get('digest', '')}".rstrip())
+    lines.append("hyperparameters:")
+    for key, value in sorted((doc.get("hyperparameters") or {}).items()):
+        lines.append(f"  {key}: {_scalar(value)}")
+    lines.append(
+        "commands: " + ("; ".join(doc["commands"]) if doc.get("commands") else "none recorded")
+    )
+    if doc.get("dataCheck"):
+        lines.append("data check:")
+        for check in doc["dataCheck"]:
+            lines.append(
+                f"  {check['name']}: {check['status']}"
+                + (f" (found {check['found']})" if check["status"] == "mismatch" else "")
+            )
+    if code.get("repository") and code.get("commit"):
+        lines.append(
+            f"to rebuild: git clone {code['repository']} && git -C <clone> checkout {code['commit']}"
+        )
+    return "\n".join(one_line(line) for line in lines)

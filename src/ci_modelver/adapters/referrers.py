@@ -1,0 +1,79 @@
+"""Referrers of a manifest: the registry's referrers API when it has one, else the tag fallback.
+
+Registries without the API (CNCF distribution 2.8/3.x, GHCR, Docker Hub) and OCI layouts keep
+an image index under the tag ``sha256-<hex>`` (distribution spec, "Unavailable Referrers API").
+Updating it is read-modify-write on a mutable tag, so every update is re-read and retried.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+
+from ci_modelver.adapters.store import BlobSource, NoProgress, Store, index_descriptors
+from ci_modelver.core.audit import EMPTY_DATA, EMPTY_DESCRIPTOR, ReferrerIndex, referrers_tag
+from ci_modelver.core.modelpack import OCI_INDEX, OCI_MANIFEST, Descriptor
+from ci_modelver.errors import RemoteError
+
+FALLBACK_ATTEMPTS = 8
+
+
+def _fallback_index(store: Store, subject_digest: str) -> ReferrerIndex:
+    found = store.find_manifest(referrers_tag(subject_digest))
+    if found is None:
+        return ReferrerIndex()
+    try:
+        body = json.loads(found[0])
+    except ValueError:
+        return ReferrerIndex()
+    return ReferrerIndex(tuple(index_descriptors(body)))
+
+
+def list_referrers(
+    store: Store, subject_digest: str, artifact_type: str | None = None
+) -> list[Descriptor]:
+    """Descriptors of the manifests referring to ``subject_digest`` (optionally of one type)."""
+    found = store.referrers_api(subject_digest)
+    entries = found if found is not None else list(_fallback_index(store, subject_digest).entries)
+    return [d for d in entries if artifact_type is None or d.artifact_type == artifact_type]
+
+
+def push_referrer(
+    store: Store,
+    subject: Descriptor,
+    data: bytes,
+    artifact_type: str,
+    *,
+    tag: str | None,
+    created: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Descriptor:
+    """Store a manifest whose ``subject`` is ``subject`` and make it discoverable as a referrer."""
+    store.push_blob(BlobSource(EMPTY_DESCRIPTOR, "empty", data=EMPTY_DATA), NoProgress())
+    digest = store.put_manifest(tag, data, OCI_MANIFEST)
+    entry = Descriptor(
+        OCI_MANIFEST,
+        digest,
+        len(data),
+        {"org.opencontainers.image.created": created},
+        artifact_type,
+    )
+    if store.referrers_api(subject.digest) is not None:
+        return entry  # the registry indexes the subject itself
+    fallback = referrers_tag(subject.digest)
+    for attempt in range(FALLBACK_ATTEMPTS):
+        index = _fallback_index(store, subject.digest)
+        if any(e.digest == digest for e in index.entries) and attempt > 0:
+            return entry
+        store.put_manifest(fallback, index.with_entry(entry).to_bytes(), OCI_INDEX)
+        # Another writer may have read the index before our PUT and overwrite it after: wait a
+        # little, re-read, and append again if our entry was lost.
+        sleep(random.uniform(0.02, 0.1) * (attempt + 1))
+        if any(e.digest == digest for e in _fallback_index(store, subject.digest).entries):
+            return entry
+    raise RemoteError(
+        f"{store.display}:{fallback}: could not record the referrer {digest} after "
+        f"{FALLBACK_ATTEMPTS} attempts (concurrent writers); rerun the command"
+    )

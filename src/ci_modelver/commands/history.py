@@ -1,0 +1,312 @@
+"""``history``, ``reproduce`` and ``attach``: what happened to a model, and how to rebuild it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ci_modelver.adapters import files
+from ci_modelver.adapters.referrers import list_referrers, push_referrer
+from ci_modelver.adapters.store import Store, hash_file
+from ci_modelver.commands.inspect import read_artifact, require_target
+from ci_modelver.commands.promote import actor, alias_log, precise_time
+from ci_modelver.commands.stores import open_store
+from ci_modelver.core.audit import (
+    EVALUATION_TYPE,
+    AliasMove,
+    Evaluation,
+    evaluation_manifest,
+    is_internal_tag,
+    overlay,
+    parse_evaluation,
+)
+from ci_modelver.core.modelpack import Descriptor, parse_model_manifest
+from ci_modelver.core.refs import Reference, is_version_tag, parse_ref, semver_key
+from ci_modelver.core.source import Finding
+from ci_modelver.core.validate import metric_value_findings, schema_findings
+from ci_modelver.errors import InputError, ModelverError
+from ci_modelver.settings import Settings
+
+
+def evaluations_of(store: Store, digest: str, workers: int = 4) -> list[Evaluation]:
+    """Evaluations attached to a version, oldest first."""
+    entries = list_referrers(store, digest, EVALUATION_TYPE)
+
+    def load(entry: Descriptor) -> Evaluation | None:
+        found = store.find_manifest(entry.digest)
+        return parse_evaluation(found[0], found[1]) if found else None
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        found = [e for e in pool.map(load, entries) if e is not None]
+    return sorted(found, key=lambda e: (e.time, e.record_digest or ""))
+
+
+class InvalidMetrics(InputError):
+    """The metrics file given to ``attach`` has findings."""
+
+    def __init__(self, path: str, findings: Sequence[Finding]) -> None:
+        super().__init__(f"{path}: {len(findings)} problem(s) in the metrics file")
+        self.findings = tuple(findings)
+
+
+def _load_metrics(path: Path, set_name: str | None) -> dict[str, dict[str, float]]:
+    doc = files.load_document(path, str(path))
+    findings = list(doc.problems)
+    data = doc.data
+    if data is None and not findings:
+        findings.append(doc.finding((), "the metrics file is empty"))
+    if (
+        set_name is not None
+        and isinstance(data, dict)
+        and all(not isinstance(v, dict) for v in data.values())
+    ):
+        data = {set_name: data}  # --set NAME with a flat {metric: number} file
+        doc = type(doc)(
+            doc.file,
+            data,
+            {(set_name, *k): v for k, v in doc.keys.items()},
+            {(set_name, *k): v for k, v in doc.values.items()},
+            doc.problems,
+        )
+    if data is not None:
+        findings.extend(schema_findings(doc, files.bundled_schema("metrics")))
+        findings.extend(metric_value_findings(doc, data, ()))
+    if findings:
+        raise InvalidMetrics(str(path), findings)
+    assert isinstance(data, dict)
+    if set_name is not None:
+        if set_name not in data:
+            raise InputError(
+                f"{path}: --set {set_name}: the file has no evaluation set '{set_name}' (it has {', '.join(sorted(data))})"
+            )
+        data = {set_name: data[set_name]}
+    return {s: {m: float(v) for m, v in values.items()} for s, values in data.items()}
+
+
+@dataclass(frozen=True)
+class AttachResult:
+    ref: Reference
+    digest: str
+    evaluation: Evaluation
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": str(self.ref.with_digest(self.digest)),
+            "digest": self.digest,
+            "record": self.evaluation.record_digest,
+            **self.evaluation.to_json(),
+        }
+
+
+def attach(
+    ref_text: str,
+    metrics_file: Path,
+    settings: Settings,
+    *,
+    set_name: str | None,
+    now: Callable[[], float] = time.time,
+) -> AttachResult:
+    """Attach later metrics to a version as a referrer; the version's digest does not change."""
+    ref = parse_ref(ref_text)
+    target = require_target(ref, "attach")
+    metrics = _load_metrics(metrics_file, set_name)
+    store = open_store(ref.bare(), settings, create=False)
+    data, digest = store.get_manifest(target)
+    parse_model_manifest(data, digest, str(ref))
+    when = precise_time(now())
+    evaluation = Evaluation(metrics, when, actor(settings.env), metrics_file.name)
+    subject = Descriptor("application/vnd.oci.image.manifest.v1+json", digest, len(data))
+    entry = push_referrer(
+        store,
+        subject,
+        evaluation_manifest(evaluation, subject),
+        EVALUATION_TYPE,
+        tag=None,
+        created=when,
+    )
+    return AttachResult(
+        ref.bare(),
+        digest,
+        Evaluation(metrics, when, evaluation.actor, evaluation.source, entry.digest),
+    )
+
+
+@dataclass(frozen=True)
+class VersionEntry:
+    version: str
+    digest: str
+    created: str | None
+    commit: str | None
+    gated: Mapping[str, float]
+    aliases: tuple[str, ...]
+    evaluations: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "digest": self.digest,
+            "created": self.created,
+            "commit": self.commit,
+            "gatedMetrics": dict(self.gated),
+            "aliases": list(self.aliases),
+            "evaluations": self.evaluations,
+        }
+
+
+@dataclass(frozen=True)
+class History:
+    repository: Reference
+    versions: tuple[VersionEntry, ...]
+    moves: tuple[AliasMove, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "repository": str(self.repository),
+            "versions": [v.to_json() for v in self.versions],
+            "aliasLog": [m.to_json() for m in self.moves],
+        }
+
+
+def _gated_metrics(
+    record: Mapping[str, Any], metrics: Mapping[str, Mapping[str, float]]
+) -> dict[str, float]:
+    raw = record.get("gates")
+    gates: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
+    out: dict[str, float] = {}
+    for set_name, values in metrics.items():
+        for metric, value in values.items():
+            if f"{set_name}/{metric}" in gates or metric in gates:
+                out[f"{set_name}/{metric}"] = value
+    return out
+
+
+def history(repo_text: str, settings: Settings, *, limit: int | None) -> History:
+    """Versions (SemVer order) with digests, creation, commit, gated metrics, aliases; the alias log."""
+    ref = parse_ref(repo_text)
+    if ref.tag or ref.digest:
+        raise InputError(f"history: give the repository without tag or digest, e.g. '{ref.bare()}'")
+    store = open_store(ref, settings, create=False)
+    tags = store.tags()
+    versions = sorted((t for t in tags if is_version_tag(t)), key=semver_key)
+    if limit is not None:
+        versions = versions[-limit:] if limit > 0 else []
+    alias_tags = [t for t in tags if not is_version_tag(t) and not is_internal_tag(t)]
+    with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
+        resolved = dict(zip(alias_tags, pool.map(store.resolve, alias_tags), strict=True))
+
+    def entry(tag: str) -> VersionEntry | None:
+        found = store.find_manifest(tag)
+        if found is None:
+            return None
+        try:
+            artifact = parse_model_manifest(found[0], found[1], f"{ref}:{tag}")
+        except ModelverError:
+            return None
+        record = dict(artifact.record or {})
+        evaluations = evaluations_of(store, artifact.digest)
+        metrics = overlay(record.get("metrics") or {}, evaluations)
+        aliases = tuple(
+            sorted(a for a, d in resolved.items() if d is not None and d.digest == artifact.digest)
+        )
+        raw_code = record.get("code")
+        code: Mapping[str, Any] = raw_code if isinstance(raw_code, dict) else {}
+        return VersionEntry(
+            tag,
+            artifact.digest,
+            record.get("created"),
+            code.get("commit"),
+            _gated_metrics(record, metrics),
+            aliases,
+            len(evaluations),
+        )
+
+    with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
+        entries = tuple(e for e in pool.map(entry, versions) if e is not None)
+    moves = alias_log(store, settings.concurrency)
+    if limit is not None:
+        moves = moves[-limit:] if limit > 0 else []
+    return History(ref, entries, tuple(moves))
+
+
+@dataclass(frozen=True)
+class DataCheck:
+    name: str
+    uri: str
+    expected: str | None
+    status: str  # match, mismatch, missing, unchecked
+    found: str | None = None
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    ref: Reference
+    digest: str
+    record: Mapping[str, Any]
+    checks: tuple[DataCheck, ...]
+
+    @property
+    def mismatch(self) -> bool:
+        return any(c.status == "mismatch" for c in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        record = self.record
+        return {
+            "ref": str(self.ref.with_digest(self.digest)),
+            "digest": self.digest,
+            "name": record.get("name"),
+            "version": record.get("version"),
+            "code": record.get("code") or {},
+            "data": list(record.get("data") or []),
+            "hyperparameters": record.get("hyperparameters") or {},
+            "framework": record.get("framework") or {},
+            "commands": list(record.get("commands") or []),
+            "dataCheck": [
+                {
+                    "name": c.name,
+                    "uri": c.uri,
+                    "expected": c.expected,
+                    "found": c.found,
+                    "status": c.status,
+                }
+                for c in self.checks
+            ],
+        }
+
+
+def reproduce(ref_text: str, settings: Settings, *, check_data: Path | None) -> Reproduction:
+    """What is needed to rebuild a version; with ``check_data``, compare local dataset files."""
+    ref = parse_ref(ref_text)
+    target = require_target(ref, "reproduce")
+    store = open_store(ref.bare(), settings, create=False)
+    artifact, _config = read_artifact(store, ref, target)
+    record = dict(artifact.record or {})
+    if not record:
+        raise InputError(
+            f"{ref}: has no ci-modelver version record, so there is nothing to reproduce from"
+        )
+    checks: list[DataCheck] = []
+    if check_data is not None:
+        if not check_data.is_dir():
+            raise InputError(f"--check-data {check_data}: not a folder")
+        for item in record.get("data") or []:
+            if isinstance(item, dict):
+                checks.append(_check_dataset(item, check_data))
+    return Reproduction(ref.bare(), artifact.digest, record, tuple(checks))
+
+
+def _check_dataset(item: Mapping[str, Any], folder: Path) -> DataCheck:
+    name, uri, expected = str(item.get("name")), str(item.get("uri")), item.get("digest")
+    candidates = [c for c in (item.get("path"), name) if isinstance(c, str) and c]
+    for candidate in candidates:
+        path = folder / candidate
+        if path.is_file():
+            found = hash_file(path)[0]
+            status = "match" if found == expected else "mismatch"
+            return DataCheck(
+                name, uri, expected if isinstance(expected, str) else None, status, found
+            )
+    return DataCheck(name, uri, expected if isinstance(expected, str) else None, "missing")
