@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ def _model(folder: Path, version: str, acc: float, loss: float) -> Path:
 @pytest.fixture
 def published(registry: Registry, tmp_path: Path) -> tuple[str, dict[str, str]]:
     env = base_env(tmp_path)
-    repo = registry.repo(f"cmp/{tmp_path.name[-12:].lower().replace('_', '-')}")
+    repo = registry.repo(f"cmp/r{uuid.uuid4().hex[:12]}")
     for version, acc, loss, extra in (
         ("1.0.0", 0.80, 0.40, ["--tag", "production"]),
         ("1.1.0", 0.82, 0.38, []),

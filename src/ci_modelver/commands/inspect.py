@@ -51,6 +51,7 @@ class Shown:
             "annotations": {
                 k: v for k, v in art.annotations.items() if k != "dev.ci-modelver.record"
             },
+            "evaluations": [{"record": e.record_digest, **e.to_json()} for e in self.evaluations],
         }
 
 
