@@ -134,8 +134,8 @@ def move_alias(
         reason=reason,
         run_url=run_url(settings.env),
     )
-    _write_outputs(settings, repository, move)
     if current is not None and current.digest == artifact.digest:
+        _write_outputs(settings, repository, move)
         return MoveResult(repository, move, False, None)
     # The exact bytes, never re-serialised: the alias must resolve to the very same digest.
     store.put_manifest(alias, data, media)
@@ -150,6 +150,7 @@ def move_alias(
     push_referrer(
         store, subject, move_manifest(move, subject), ALIAS_MOVE_TYPE, tag=tag, created=move.time
     )
+    _write_outputs(settings, repository, move)
     return MoveResult(repository, move, True, tag)
 
 
