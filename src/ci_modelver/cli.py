@@ -13,6 +13,7 @@ from typing import NoReturn, TextIO
 
 from ci_modelver import __version__
 from ci_modelver.adapters.files import bundled_schema, read_text
+from ci_modelver.commands.action import run_action, secrets_to_mask
 from ci_modelver.commands.compare import (
     comment_from_file,
     deliver,
@@ -335,6 +336,19 @@ def _cmd_attach(args: argparse.Namespace, console: Console) -> int:
     return ExitCode.OK
 
 
+def _cmd_action(args: argparse.Namespace, console: Console) -> int:
+    env = console.env
+    # Masks first: nothing may be printed before GitHub knows which strings to hide.
+    for secret in secrets_to_mask(env):
+        console.print(f"::add-mask::{secret}")
+    try:
+        run = run_action(env, console.print)
+    except InvalidManifest as exc:
+        _print_findings(console, exc.findings, "text")
+        raise
+    return run.exit_code
+
+
 def _cmd_schema(args: argparse.Namespace, console: Console) -> int:
     console.print(json.dumps(bundled_schema(args.which), indent=2, ensure_ascii=False))
     return ExitCode.OK
@@ -583,6 +597,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(handler=_cmd_attach)
+
+    p = sub.add_parser(
+        "action",
+        parents=[common],
+        help="entry point of the GitHub Action",
+        description="Run the GitHub Action: reads INPUT_* variables (mode, manifest, "
+        "repository, …) and the GitHub event; see action.yml.",
+    )
+    p.set_defaults(handler=_cmd_action)
 
     p = sub.add_parser(
         "schema",
