@@ -111,6 +111,9 @@ class LayoutStore:
                 )
         return None
 
+    def transfer_stats(self) -> dict[str, int]:
+        return {"requests": 0, "retries": 0}
+
     def find_manifest(self, reference: str) -> tuple[bytes, str] | None:
         """Manifest bytes and digest by tag or digest, or None when absent."""
         if reference.startswith("sha256:"):

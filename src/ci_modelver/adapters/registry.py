@@ -98,6 +98,11 @@ class RegistryStore:
             size = len(data)
         return Descriptor(media, digest, size)
 
+    def transfer_stats(self) -> dict[str, int]:
+        """Requests and retries so far (reported by publish)."""
+        stats = self.http.stats
+        return {"requests": stats.requests, "retries": stats.retries}
+
     def find_manifest(self, reference: str) -> tuple[bytes, str] | None:
         """Manifest bytes and digest, or None when the registry answers 404."""
         label = f"GET {self.display}{'@' if reference.startswith('sha256:') else ':'}{reference}"

@@ -94,6 +94,10 @@ class Store(Protocol):
 
     def tags(self) -> list[str]: ...
 
+    def transfer_stats(self) -> dict[str, int]:
+        """Requests and retries so far (zero for local stores)."""
+        ...
+
 
 class IntegrityError(ModelverError):
     """Downloaded bytes do not match their descriptor: never written to the destination."""

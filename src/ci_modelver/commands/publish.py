@@ -47,6 +47,8 @@ class PublishResult:
     uploaded: int
     present: int
     bytes_uploaded: int
+    requests: int = 0
+    retries: int = 0
 
     @property
     def ref(self) -> str:
@@ -66,6 +68,7 @@ class PublishResult:
                 "present": self.present,
                 "bytesUploaded": self.bytes_uploaded,
             },
+            "http": {"requests": self.requests, "retries": self.retries},
         }
 
 
@@ -226,6 +229,7 @@ def publish(
         uploaded,
         present,
         sent,
+        **store.transfer_stats(),
     )
     output = settings.env.get("GITHUB_OUTPUT")
     if settings.in_github_actions and output:

@@ -36,7 +36,11 @@ def open_store(ref: Reference, settings: Settings, *, create: bool) -> Store:
         ref.host,
         plain_http=plain,
         credentials=find_credentials(ref.host, settings.env),
-        policy=RetryPolicy(budget=settings.timeout),
+        # A single request may take a quarter of the retry budget (at most a minute), so a stalled
+        # registry still leaves room for retries within --timeout.
+        policy=RetryPolicy(
+            budget=settings.timeout, timeout=min(60.0, max(2.0, settings.timeout / 4))
+        ),
         pool_size=settings.concurrency + 2,
     )
     return RegistryStore(http, ref.path, chunk_size=settings.chunk_size)
