@@ -41,19 +41,12 @@ def token_front(registry: Registry) -> Iterator[TokenProxy]:
     proxy.stop()
 
 
-def _publish(tmp_path: Path, repo: str, env: dict[str, str], name: str = "authed") -> Run:
+def _publish(
+    tmp_path: Path, repo: str, env: dict[str, str], name: str = "authed", *extra: str
+) -> Run:
     manifest = make_model(tmp_path / name, name=name)
-    return run_cli(
-        "publish",
-        str(manifest),
-        "--repository",
-        repo,
-        "--format",
-        "json",
-        "--timeout",
-        "20",
-        env=env,
-    )
+    args = ("publish", str(manifest), "--repository", repo, "--format", "json", "--timeout", "20")
+    return run_cli(*args, *extra, env=env)
 
 
 def _no_secret_anywhere(run: Run, folder: Path, secret: str) -> None:
@@ -114,10 +107,13 @@ def test_bearer_token_flow_with_push_scope_and_refresh(
     assert "repository:auth/bearer:pull,push" in scopes  # asked for before uploading
     assert all(r["authenticated"] == "True" for r in token_front.token_requests)
     _no_secret_anywhere(ok, tmp_path, PASSWORD)
-    # tokens now expire every 3 requests in the middle of a publish: each 401 refreshes once
-    token_front.expire_every = 3
+    # tokens now expire every 4 requests in the middle of a publish: each 401 refreshes once
+    # (one transfer at a time, so no request can meet two expiries in a row)
+    token_front.expire_every = 4
     before, rejected = len(token_front.token_requests), token_front.rejected
-    again = _publish(tmp_path, f"{token_front.host}/auth/bearer-expiring", env, name="expiring")
+    again = _publish(
+        tmp_path, f"{token_front.host}/auth/bearer-expiring", env, "expiring", "--concurrency", "1"
+    )
     assert again.code == 0, again.err
     assert token_front.rejected - rejected >= 2
     assert len(token_front.token_requests) - before >= 2
