@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +134,120 @@ def test_not_a_model_artifact_is_refused(tmp_path: Path) -> None:
     result = run_cli("show", f"oci:{root}:img", env=base_env(tmp_path))
     assert result.code == 2
     assert "not a ModelPack model artifact" in result.err
+
+
+def _tar_layout(
+    root: Path, build: Callable[[tarfile.TarFile], None], path: str = "tokenizer"
+) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        build(archive)
+    LayoutStore(root, create=True)
+    config = _blob(root, b"{}")
+    desc = _blob(root, buffer.getvalue())
+    layer = {
+        "mediaType": "application/vnd.cncf.model.weight.config.v1.tar",
+        **desc,
+        "annotations": {"org.cncf.model.filepath": path},
+    }
+    manifest = canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": MODEL_ARTIFACT,
+            "config": {"mediaType": MODEL_CONFIG, **config},
+            "layers": [layer],
+        }
+    )
+    LayoutStore(root, create=False).put_manifest("1.0.0", manifest, OCI_MANIFEST)
+
+
+def _add(archive: tarfile.TarFile, name: str, data: bytes = b"x", **fields: Any) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data) if fields.get("type", tarfile.REGTYPE) == tarfile.REGTYPE else 0
+    for key, value in fields.items():
+        setattr(info, key, value)
+    archive.addfile(info, io.BytesIO(data) if info.size else None)
+
+
+def test_tar_layer_is_extracted_inside_the_folder(tmp_path: Path) -> None:
+    def build(archive: tarfile.TarFile) -> None:
+        _add(archive, "tokenizer/vocab.json", b'{"a": 1}')
+        _add(archive, "tokenizer/merges.txt", b"a b\n")
+        _add(archive, "tokenizer/alias.json", type=tarfile.SYMTYPE, linkname="vocab.json")
+
+    _tar_layout(tmp_path / "store", build)
+    out = tmp_path / "out"
+    result = run_cli(
+        "pull", f"oci:{tmp_path / 'store'}:1.0.0", "-o", str(out), env=base_env(tmp_path)
+    )
+    assert result.code == 0, result.err
+    assert (out / "tokenizer" / "vocab.json").read_bytes() == b'{"a": 1}'
+    assert (out / "tokenizer" / "alias.json").resolve() == (
+        out / "tokenizer" / "vocab.json"
+    ).resolve()
+    assert not list(out.glob(".modelver-tar-*"))
+
+
+@pytest.mark.parametrize(
+    ("entry", "fields", "fragment"),
+    [
+        ("/etc/evil", {}, "absolute"),
+        ("../evil", {}, "'..'"),
+        ("tokenizer/../../evil", {}, "'..'"),
+        ("tokenizer/link", {"type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}, "symlink"),
+        ("tokenizer/link", {"type": tarfile.SYMTYPE, "linkname": "../../outside"}, "symlink"),
+        ("tokenizer/hard", {"type": tarfile.LNKTYPE, "linkname": "../outside"}, "hardlink"),
+        ("tokenizer/dev", {"type": tarfile.CHRTYPE, "devmajor": 1, "devminor": 3}, "device"),
+        ("tokenizer/fifo", {"type": tarfile.FIFOTYPE}, "FIFO"),
+    ],
+)
+def test_hostile_tar_entries_are_refused(
+    tmp_path: Path, entry: str, fields: dict[str, Any], fragment: str
+) -> None:
+    _tar_layout(tmp_path / "store", lambda archive: _add(archive, entry, **fields))
+    out = tmp_path / "work" / "out"
+    result = run_cli(
+        "pull", f"oci:{tmp_path / 'store'}:1.0.0", "-o", str(out), env=base_env(tmp_path)
+    )
+    assert result.code == 2, result.err
+    assert fragment in result.err
+    assert len([line for line in result.err.splitlines() if line.startswith("error: ")]) == 1
+    assert "Traceback" not in result.err
+    assert not (tmp_path / "work" / "evil").exists() and not (tmp_path / "evil").exists()
+    assert not (out / "tokenizer" / "dev").exists()
+
+
+def test_size_caps_refuse_before_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ci_modelver.adapters.store import NoProgress
+    from ci_modelver.commands.pull import parse_size, pull
+    from ci_modelver.errors import InputError
+    from ci_modelver.settings import Settings
+
+    monkeypatch.chdir(tmp_path)
+    manifest = make_model(tmp_path / "m", name="caps", weights=b"w" * 5000)
+    assert run_cli("publish", str(manifest), env=base_env(tmp_path)).code == 0
+    settings = Settings.build(base_env(tmp_path), cwd=tmp_path)
+    with pytest.raises(InputError, match="over --max-file-size 1000"):
+        pull(
+            "oci:.modelver/caps:1.0.0",
+            settings,
+            output=tmp_path / "o1",
+            only=None,
+            progress=NoProgress(),
+            max_file=1000,
+        )
+    with pytest.raises(InputError, match="over --max-size 2048"):
+        pull(
+            "oci:.modelver/caps:1.0.0",
+            settings,
+            output=tmp_path / "o2",
+            only=None,
+            progress=NoProgress(),
+            max_total=2048,
+        )
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+    assert parse_size("500M", "--max-size") == 500 * 1024**2
+    assert parse_size("2GiB", "--max-size") == 2 * 1024**3
+    with pytest.raises(InputError):
+        parse_size("lots", "--max-size")

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ci_modelver.adapters.store import Progress, hash_file
+from ci_modelver.adapters.tarball import extract
 from ci_modelver.commands.inspect import read_artifact, require_target
 from ci_modelver.commands.stores import open_store
-from ci_modelver.core.modelpack import LAYER_TYPES, ArtifactError, Descriptor, safe_layer_paths
+from ci_modelver.core.modelpack import (
+    LAYER_TYPES,
+    ArtifactError,
+    Descriptor,
+    is_tar_layer,
+    safe_layer_paths,
+)
 from ci_modelver.core.refs import parse_ref
 from ci_modelver.errors import InputError
 from ci_modelver.settings import Settings
@@ -77,6 +85,43 @@ def _up_to_date(dest: Path, layer: Descriptor) -> bool:
     return hash_file(dest)[0] == layer.digest
 
 
+def parse_size(text: str | None, flag: str) -> int | None:
+    """``500M`` / ``10G`` / ``1048576`` → bytes; InputError for anything else."""
+    if not text:
+        return None
+    units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    raw = text.strip().upper().removesuffix("B").removesuffix("I")
+    number, unit = (raw[:-1], raw[-1]) if raw and raw[-1] in units else (raw, "")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise InputError(
+            f"{flag} '{text}': use a size such as 500M, 20G or a number of bytes"
+        ) from None
+    if value <= 0:
+        raise InputError(f"{flag} '{text}': must be positive")
+    return int(value)
+
+
+def _check_caps(
+    jobs: list[tuple[str, Descriptor, Path]],
+    source: str,
+    max_total: int | None,
+    max_file: int | None,
+) -> None:
+    """Refuse before writing anything when declared sizes exceed the caps."""
+    for path, layer, _dest in jobs:
+        if max_file is not None and layer.size > max_file:
+            raise InputError(
+                f"{source}: '{path}' declares {layer.size} bytes, over --max-file-size {max_file}"
+            )
+    total = sum(layer.size for _p, layer, _d in jobs)
+    if max_total is not None and total > max_total:
+        raise InputError(
+            f"{source}: the files declare {total} bytes in all, over --max-size {max_total}"
+        )
+
+
 def pull(
     ref_text: str,
     settings: Settings,
@@ -84,6 +129,8 @@ def pull(
     output: Path | None,
     only: frozenset[str] | None,
     progress: Progress,
+    max_total: int | None = None,
+    max_file: int | None = None,
 ) -> PullResult:
     """Download and verify REF's files into ``output`` (default ./<name>)."""
     ref = parse_ref(ref_text)
@@ -101,16 +148,28 @@ def pull(
             continue
         dest = root / path
         jobs.append((path, layer, dest))
+    _check_caps(jobs, source, max_total, max_file)
     root.mkdir(parents=True, exist_ok=True)
     for path, _layer, dest in jobs:
         _prepare_parent(root, dest, source, path)
 
     def fetch(job: tuple[str, Descriptor, Path]) -> tuple[str, int, bool]:
         path, layer, dest = job
+        if is_tar_layer(layer):
+            return _fetch_tar(job)
         if _up_to_date(dest, layer):
             progress.finish(path, skipped=True)
             return path, layer.size, False
         store.fetch_blob(layer, dest, progress, path)
+        return path, layer.size, True
+
+    def _fetch_tar(job: tuple[str, Descriptor, Path]) -> tuple[str, int, bool]:
+        # A directory packed as tar: verify the blob in a temp file, then extract it safely.
+        path, layer, _dest = job
+        with tempfile.TemporaryDirectory(prefix=".modelver-tar-", dir=root) as tmp:
+            blob = Path(tmp) / "layer.tar"
+            store.fetch_blob(layer, blob, progress, path)
+            extract(blob, root, f"{source} ({path})", max_total)
         return path, layer.size, True
 
     with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:

@@ -29,7 +29,17 @@ LAYER_TYPES: Mapping[FileType, str] = {
     "code": "application/vnd.cncf.model.code.v1.raw",
     "dataset": "application/vnd.cncf.model.dataset.v1.raw",
 }
-FILE_TYPE_OF: Mapping[str, FileType] = {v: k for k, v in LAYER_TYPES.items()}
+FILE_TYPE_OF: Mapping[str, FileType] = {v: k for k, v in LAYER_TYPES.items()} | {
+    v[: -len(".raw")] + ".tar": k for k, v in LAYER_TYPES.items()
+}
+
+
+def is_tar_layer(layer: Descriptor) -> bool:
+    """ModelPack's ``.tar`` layer variant: a directory archived by another tool (modctl, kit)."""
+    return layer.media_type.startswith("application/vnd.cncf.model.") and layer.media_type.endswith(
+        ".tar"
+    )
+
 
 ANN_FILEPATH = "org.cncf.model.filepath"
 ANN_FILE_METADATA = "org.cncf.model.file.metadata+json"

@@ -1,0 +1,72 @@
+"""Safe extraction of ModelPack ``.tar`` layers (directories packed by other tools)."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+from ci_modelver.core.validate import relative_path_problem
+from ci_modelver.errors import InputError
+
+
+class UnsafeArchive(InputError):
+    """A tar layer that would write outside its folder, create devices, or exceed the size cap."""
+
+
+def _inside(root: str, path: str) -> bool:
+    return os.path.commonpath([root, os.path.realpath(path)]) == root
+
+
+def check_members(
+    archive: tarfile.TarFile, root: Path, source: str, max_total: int | None
+) -> list[tarfile.TarInfo]:
+    """Every member, checked before anything is extracted: no absolute or '..' names, no links
+    leaving ``root``, no devices or FIFOs, and at most ``max_total`` bytes in all."""
+    real_root = os.path.realpath(root)
+    total = 0
+    members = archive.getmembers()
+    for member in members:
+        name = member.name
+        problem = relative_path_problem(name.rstrip("/")) if name not in (".", "./") else None
+        if problem:
+            raise UnsafeArchive(f"{source}: refusing tar entry '{name}': it {problem}")
+        if member.isdev() or member.isfifo():
+            raise UnsafeArchive(
+                f"{source}: refusing tar entry '{name}': device files and FIFOs are not allowed"
+            )
+        if member.issym() or member.islnk():
+            base = os.path.join(real_root, os.path.dirname(name)) if member.issym() else real_root
+            target = os.path.join(base, member.linkname)
+            if os.path.isabs(member.linkname) or not _inside(real_root, target):
+                kind = "symlink" if member.issym() else "hardlink"
+                raise UnsafeArchive(
+                    f"{source}: refusing tar entry '{name}': {kind} to '{member.linkname}' leaves the folder"
+                )
+        total += max(member.size, 0)
+        if max_total is not None and total > max_total:
+            raise UnsafeArchive(
+                f"{source}: tar layer unpacks to more than the {max_total}-byte limit (--max-size)"
+            )
+    return members
+
+
+def extract(tar_path: Path, root: Path, source: str, max_total: int | None) -> int:
+    """Extract a verified tar blob under ``root``; returns the number of entries."""
+    try:
+        with tarfile.open(tar_path, "r:*") as archive:
+            members = check_members(archive, root, source, max_total)
+            real_root = os.path.realpath(root)
+            for member in members:
+                # A symlink extracted earlier must not carry a later entry outside the folder.
+                if not _inside(real_root, os.path.join(real_root, os.path.dirname(member.name))):
+                    raise UnsafeArchive(
+                        f"{source}: refusing tar entry '{member.name}': its folder leads outside"
+                    )
+                if hasattr(tarfile, "data_filter"):
+                    archive.extract(member, root, filter="data")
+                else:  # Python < 3.10.12 / 3.11.4: our own checks above are the filter
+                    archive.extract(member, root)
+            return len(members)
+    except tarfile.TarError as exc:
+        raise UnsafeArchive(f"{source}: the tar layer is not a valid archive ({exc})") from None
