@@ -23,6 +23,7 @@ from ci_modelver.commands.compare import (
     run_compare,
 )
 from ci_modelver.commands.history import InvalidMetrics, attach, history, reproduce
+from ci_modelver.commands.init import init_folder
 from ci_modelver.commands.inspect import show, versions
 from ci_modelver.commands.promote import MoveResult, promote, rollback
 from ci_modelver.commands.publish import InvalidManifest, publish
@@ -349,6 +350,46 @@ def _cmd_action(args: argparse.Namespace, console: Console) -> int:
     return run.exit_code
 
 
+def _cmd_init(args: argparse.Namespace, console: Console) -> int:
+    result = init_folder(Path(args.directory))
+    if args.format == "json":
+        console.print(json.dumps(result.to_json(), indent=2, sort_keys=True))
+        return ExitCode.OK
+    kinds = ", ".join(
+        f"{sum(1 for _, k in result.files if k == kind)} {kind}"
+        for kind in dict.fromkeys(k for _, k in result.files)
+    )
+    listed = f"{len(result.files)} file(s) ({kinds})" if result.files else "no files"
+    metrics = f", metrics: {result.metrics}" if result.metrics else ""
+    console.print(f"wrote {result.manifest}: {result.name} {result.version}, {listed}{metrics}")
+    for workflow in result.workflows:
+        console.print(f"wrote {workflow}")
+    if result.left_out:
+        console.print(
+            f"note: {result.left_out} more model file(s) were found but not listed; add the ones you need"
+        )
+    if not result.files:
+        console.print(
+            f"next: no model file was found — edit 'files:' in {result.manifest} (at least one); "
+            "until then it does not validate"
+        )
+    elif result.findings:
+        for finding in result.findings:
+            console.print(finding_line(finding))
+        console.print(f"next: fix the problem(s) above in {result.manifest}")
+    else:
+        console.print(
+            f"next: check {result.manifest} (add data, hyperparameters, metrics and gates), "
+            f"then 'ci-modelver validate {result.manifest}'"
+        )
+    if not (result.directory / ".git").exists():
+        console.print(
+            "note: GitHub reads workflows from the repository root's .github/workflows; if "
+            f"{result.directory} is not the root, move them there and set 'manifest:' in each"
+        )
+    return ExitCode.OK
+
+
 def _cmd_schema(args: argparse.Namespace, console: Console) -> int:
     console.print(json.dumps(bundled_schema(args.which), indent=2, ensure_ascii=False))
     return ExitCode.OK
@@ -606,6 +647,25 @@ def build_parser() -> argparse.ArgumentParser:
         "repository, …) and the GitHub event; see action.yml.",
     )
     p.set_defaults(handler=_cmd_action)
+
+    p = sub.add_parser(
+        "init",
+        parents=[common],
+        help="write a starter modelver.yaml and the example workflows",
+        description="Write DIR/modelver.yaml (name from the folder, version 0.1.0, the model "
+        "files found under DIR with a guessed type) and the example GitHub workflows in "
+        "DIR/.github/workflows; refuses to overwrite any existing file. When no model file "
+        "is found, 'files:' is left empty and the manifest does not validate until you list them.",
+    )
+    p.add_argument(
+        "directory",
+        nargs="?",
+        default=".",
+        metavar="DIR",
+        help="folder of the model (default: the current folder)",
+    )
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=_cmd_init)
 
     p = sub.add_parser(
         "schema",
