@@ -77,8 +77,14 @@ def rfc3339(epoch: float) -> str:
     return dt.datetime.fromtimestamp(int(epoch), tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def created_time(env: Mapping[str, str], git: GitInfo, now: Callable[[], float]) -> str:
-    """SOURCE_DATE_EPOCH, else the commit time of HEAD, else now."""
+def created_time(
+    env: Mapping[str, str], git: GitInfo, newest_mtime: float | None, now: Callable[[], float]
+) -> str:
+    """SOURCE_DATE_EPOCH, else the commit time of HEAD, else the newest file modification time.
+
+    Outside git the clock would make every re-publish of unchanged files a new digest (and so
+    exit 4); the files' own times keep it idempotent. The clock is the last resort only.
+    """
     raw = env.get("SOURCE_DATE_EPOCH")
     if raw:
         if not raw.isdigit():
@@ -86,6 +92,8 @@ def created_time(env: Mapping[str, str], git: GitInfo, now: Callable[[], float])
         return rfc3339(int(raw))
     if git.commit_time is not None:
         return rfc3339(git.commit_time)
+    if newest_mtime is not None:
+        return rfc3339(newest_mtime)
     return rfc3339(now())
 
 
@@ -119,6 +127,16 @@ def code_info(manifest: Manifest, env: Mapping[str, str], git: GitInfo) -> dict[
     return code
 
 
+def _newest_mtime(base: Path, manifest: Manifest) -> float | None:
+    times = []
+    for rel in [*(f.path for f in manifest.files), *(d.path for d in manifest.data if d.path)]:
+        try:
+            times.append((base / rel).stat().st_mtime)
+        except OSError:
+            continue
+    return max(times) if times else None
+
+
 def _hash_all(
     cache: DigestCache, base: Path, paths: Sequence[str], workers: int
 ) -> list[tuple[str, int]]:
@@ -150,7 +168,7 @@ def prepare(
             entry["digest"] = dataset.digest
         data.append(entry)
     provenance = Provenance(
-        created=created_time(settings.env, git, now),
+        created=created_time(settings.env, git, _newest_mtime(base, manifest), now),
         code=code_info(manifest, settings.env, git),
         data=data,
     )
