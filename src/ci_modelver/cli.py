@@ -27,7 +27,7 @@ from ci_modelver.commands.init import init_folder
 from ci_modelver.commands.inspect import show, versions
 from ci_modelver.commands.promote import MoveResult, promote, rollback
 from ci_modelver.commands.publish import InvalidManifest, publish
-from ci_modelver.commands.pull import parse_only, pull
+from ci_modelver.commands.pull import parse_only, parse_size, pull
 from ci_modelver.commands.validate import validate_manifest
 from ci_modelver.core.report import (
     escape_command_data,
@@ -123,6 +123,7 @@ def _settings(args: argparse.Namespace, console: Console) -> Settings:
         concurrency=getattr(args, "concurrency", None),
         timeout=getattr(args, "timeout", None),
         chunk_size=getattr(args, "chunk_size", None),
+        log=console.error if getattr(args, "debug", False) else None,
     )
 
 
@@ -167,6 +168,8 @@ def _cmd_pull(args: argparse.Namespace, console: Console) -> int:
         output=Path(args.output) if args.output else None,
         only=parse_only(args.only),
         progress=_progress(console, "downloaded"),
+        max_total=parse_size(args.max_size, "--max-size"),
+        max_file=parse_size(args.max_file_size, "--max-file-size"),
     )
     if args.format == "json":
         console.print(json.dumps(result.to_json(), indent=2, sort_keys=True))
@@ -491,6 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         metavar="TYPES",
         help="comma-separated file types: weight,weight-config,doc,code,dataset",
+    )
+    p.add_argument(
+        "--max-size", metavar="SIZE", help="refuse versions larger than SIZE in all (e.g. 20G)"
+    )
+    p.add_argument(
+        "--max-file-size", metavar="SIZE", help="refuse any single file larger than SIZE"
     )
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(handler=_cmd_pull)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,7 @@ class Settings:
     timeout: float = DEFAULT_TIMEOUT
     chunk_size: int | None = None
     cwd: Path = field(default_factory=Path.cwd)
+    log: Callable[[str], None] | None = field(default=None, compare=False)  # --debug HTTP lines
 
     @classmethod
     def build(
@@ -35,6 +36,7 @@ class Settings:
         timeout: float | None = None,
         chunk_size: int | None = None,
         cwd: Path | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> Settings:
         """Flags win over environment variables (MODELVER_*), which win over defaults."""
         repo = repository or env.get("MODELVER_REPOSITORY") or None
@@ -60,7 +62,7 @@ class Settings:
         if chunk is not None and chunk < 1024:
             raise InputError(f"--chunk-size must be at least 1024 bytes, got {chunk}")
         plain = plain_http or env.get("MODELVER_PLAIN_HTTP", "").lower() in ("1", "true", "yes")
-        return cls(env, repo, plain, conc, budget, chunk, cwd or Path.cwd())
+        return cls(env, repo, plain, conc, budget, chunk, cwd or Path.cwd(), log)
 
     @property
     def in_github_actions(self) -> bool:

@@ -135,3 +135,21 @@ def test_pull_anonymous_token_on_public_read(token_front: TokenProxy, tmp_path: 
     anonymous = run_cli("show", f"{token_front.host}/auth/pub:1.0.0", env=base_env(tmp_path))
     assert anonymous.code == 3  # this front has no anonymous access
     assert anonymous.err.count("\n") == 1
+
+
+def test_debug_http_log_redacts_credentials(token_front: TokenProxy, tmp_path: Path) -> None:
+    env = base_env(tmp_path, MODELVER_REGISTRY_USERNAME=USER, MODELVER_REGISTRY_PASSWORD=PASSWORD)
+    result = _publish(tmp_path, f"{token_front.host}/auth/debug", env, "debugged", "--debug")
+    assert result.code == 0, result.err
+    lines = [line for line in result.err.splitlines() if line.startswith("debug: HTTP ")]
+    assert any(" PUT " in line and "/manifests/1.0.0" in line for line in lines)
+    assert any("[Authorization: Bearer <redacted>]" in line for line in lines)
+    assert any("/token?" in line for line in lines)  # the token request is logged …
+    assert any("[Authorization: Basic <redacted>]" in line for line in lines)  # … without its credentials
+    assert any("_state=REDACTED" in line for line in lines if "/blobs/uploads/" in line) or not any(
+        "_state=" in line for line in lines
+    )
+    tokens = list(token_front.granted)
+    basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    for secret in (PASSWORD, basic, *tokens):
+        assert secret not in result.err and secret not in result.out

@@ -23,6 +23,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from ci_modelver.core.text import redact_url
 from ci_modelver.errors import RemoteError
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -186,6 +187,7 @@ class RegistryHTTP:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         session: requests.Session | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         api_host = "registry-1.docker.io" if host == "docker.io" else host
         self.base = f"{'http' if plain_http else 'https'}://{api_host}"
@@ -200,6 +202,7 @@ class RegistryHTTP:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = "ci-modelver"
+        self._log = log
         self._tokens: dict[str, str] = {}
         self._basic_realm = False
         self._lock = threading.Lock()
@@ -314,8 +317,9 @@ class RegistryHTTP:
         if auth:
             merged["Authorization"] = auth
         data = body() if body is not None else None
+        started = time.monotonic()
         try:
-            return self.session.request(
+            response = self.session.request(
                 method,
                 url,
                 data=data,
@@ -324,10 +328,32 @@ class RegistryHTTP:
                 timeout=(min(30.0, self.policy.timeout), self.policy.timeout),
                 allow_redirects=method in ("GET", "HEAD"),
             )
+            self._debug(method, url, merged, response.status_code, time.monotonic() - started)
+            return response
+        except requests.RequestException as exc:
+            self._debug(method, url, merged, None, time.monotonic() - started, type(exc).__name__)
+            raise
         finally:
             close = getattr(data, "close", None)
             if close is not None and not stream:
                 close()
+
+    def _debug(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        status: int | None,
+        elapsed: float,
+        error: str = "",
+    ) -> None:
+        """One line per request for --debug; credentials and signed URL parts never appear."""
+        if self._log is None:
+            return
+        auth = headers.get("Authorization", "")
+        scheme = f" [Authorization: {auth.split(' ', 1)[0]} <redacted>]" if auth else ""
+        outcome = str(status) if status is not None else f"failed ({error})"
+        self._log(f"debug: HTTP {method} {redact_url(url)}{scheme} -> {outcome} in {elapsed:.3f}s")
 
     def _auth_header(self, scope: str) -> str | None:
         with self._lock:
@@ -359,10 +385,12 @@ class RegistryHTTP:
         headers = {"Accept": "application/json"}
         if self.credentials.basic:
             headers["Authorization"] = f"Basic {self.credentials.basic}"
+        started = time.monotonic()
         try:
             answer = self.session.get(
                 params["realm"], params=query, headers=headers, timeout=self.policy.timeout
             )
+            self._debug("GET", answer.url, headers, answer.status_code, time.monotonic() - started)
         except requests.RequestException as exc:
             raise RemoteError(
                 f"token request to {params['realm']} failed: {type(exc).__name__}"

@@ -42,5 +42,6 @@ def open_store(ref: Reference, settings: Settings, *, create: bool) -> Store:
             budget=settings.timeout, timeout=min(60.0, max(2.0, settings.timeout / 4))
         ),
         pool_size=settings.concurrency + 2,
+        log=settings.log,
     )
     return RegistryStore(http, ref.path, chunk_size=settings.chunk_size)
