@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlencode, urljoin
 
 import requests
 
-from ci_modelver.adapters.http import RegistryHTTP
+from ci_modelver.adapters.http import RegistryHTTP, describe_error
 from ci_modelver.adapters.store import (
     BlobSource,
     IntegrityError,
@@ -26,6 +27,17 @@ from ci_modelver.core.modelpack import (
     sha256_digest,
 )
 from ci_modelver.errors import RemoteError
+
+_TRANSIENT_MANIFEST_ERRORS = {"DIGEST_INVALID", "BLOB_UNKNOWN", "MANIFEST_BLOB_UNKNOWN"}
+
+
+def _error_code(response: requests.Response) -> str:
+    try:
+        body = response.json()
+        return str(body["errors"][0]["code"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return ""
+
 
 MANIFEST_ACCEPT = ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST])
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the distribution spec's recommended manifest limit
@@ -231,6 +243,10 @@ class RegistryStore:
                 )
                 return
             except RemoteError:
+                # Another client may have committed the same content-addressed blob while we
+                # sent ours (CNCF distribution then fails one of the two uploads): that is done.
+                if self.blob_exists(descriptor):
+                    return
                 if attempts >= 2:
                     raise
 
@@ -324,15 +340,25 @@ class RegistryStore:
     def put_manifest(self, tag: str | None, data: bytes, media_type: str) -> str:
         digest = sha256_digest(data)
         reference = tag or digest
-        self.http.request(
-            "PUT",
-            self._manifest_url(reference),
-            scope=self._push,
-            ok=(201, 204),
-            body=lambda: data,
-            headers={"Content-Type": media_type},
-            what=f"PUT {self.display}{':' if tag else '@'}{reference}",
-        )
+        what = f"PUT {self.display}{':' if tag else '@'}{reference}"
+        for attempt in range(1, 5):
+            response = self.http.request(
+                "PUT",
+                self._manifest_url(reference),
+                scope=self._push,
+                ok=(201, 204),
+                allow=(400,),
+                body=lambda: data,
+                headers={"Content-Type": media_type},
+                what=what,
+            )
+            if response.status_code != 400:
+                return digest
+            # A blob this manifest references may still be committing from a concurrent upload
+            # of the same content (CNCF distribution answers DIGEST_INVALID or BLOB_UNKNOWN).
+            if _error_code(response) not in _TRANSIENT_MANIFEST_ERRORS or attempt == 4:
+                raise RemoteError(f"{what}: {describe_error(response)}")
+            time.sleep(0.2 * attempt)
         return digest
 
     def tags(self) -> list[str]:
