@@ -71,6 +71,8 @@ class Console:
 def _write(stream: TextIO, text: str) -> None:
     try:
         stream.write(text + "\n")
+        # Flushed at once: in CI logs stdout and stderr must interleave in the order written.
+        stream.flush()
     except UnicodeEncodeError:
         # Lone surrogates or characters the terminal cannot show: escape, never crash.
         encoding = getattr(stream, "encoding", None) or "utf-8"
@@ -344,7 +346,13 @@ def _cmd_action(args: argparse.Namespace, console: Console) -> int:
     env = console.env
     # Masks first: nothing may be printed before GitHub knows which strings to hide.
     for secret in secrets_to_mask(env):
-        console.print(f"::add-mask::{secret}")
+        console.print(f"::add-mask::{escape_command_data(secret)}")
+        # The runner registers the unescaped value; mask each line too, as a multi-line secret
+        # (a JSON key, a PEM) can appear in logs line by line.
+        for line in secret.splitlines():
+            if line.strip() and line != secret:
+                console.print(f"::add-mask::{escape_command_data(line)}")
+    console.out.flush()
     try:
         run = run_action(env, console.print)
     except InvalidManifest as exc:

@@ -145,7 +145,9 @@ def test_debug_http_log_redacts_credentials(token_front: TokenProxy, tmp_path: P
     assert any(" PUT " in line and "/manifests/1.0.0" in line for line in lines)
     assert any("[Authorization: Bearer <redacted>]" in line for line in lines)
     assert any("/token?" in line for line in lines)  # the token request is logged …
-    assert any("[Authorization: Basic <redacted>]" in line for line in lines)  # … without its credentials
+    assert any(
+        "[Authorization: Basic <redacted>]" in line for line in lines
+    )  # … without its credentials
     assert any("_state=REDACTED" in line for line in lines if "/blobs/uploads/" in line) or not any(
         "_state=" in line for line in lines
     )

@@ -196,8 +196,8 @@ def test_github_outputs_are_written(registry: Registry, tmp_path: Path) -> None:
 def test_missing_tag_and_unknown_repository(registry: Registry, tmp_path: Path) -> None:
     env = base_env(tmp_path)
     result = run_cli("show", registry.repo("t/nothing-here") + ":1.0.0", env=env)
-    assert result.code == 3
-    assert "not found (404)" in result.err
+    assert result.code == 2
+    assert "not found; check the tag or digest" in result.err
     bare = run_cli("pull", registry.repo("t/nothing-here"), env=env)
     assert bare.code == 2
     assert "names no version" in bare.err

@@ -48,8 +48,11 @@ def test_every_input_reaches_the_entry_point_through_env() -> None:
         for name in ACTION["inputs"]
         if name != "python-version"
     }
-    assert set(run_step["env"]) == expected
+    assert set(run_step["env"]) == expected | {"MODELVER_JOB_TOKEN"}
+    assert run_step["env"]["MODELVER_JOB_TOKEN"] == "${{ github.token }}"
     for key, value in run_step["env"].items():
+        if not key.startswith("INPUT_"):
+            continue
         name = key[len("INPUT_") :].lower().replace("_", "-")
         assert value == f"${{{{ inputs.{name} }}}}"
     assert "${{" not in run_step["run"]

@@ -26,7 +26,7 @@ from ci_modelver.core.modelpack import (
     Descriptor,
     sha256_digest,
 )
-from ci_modelver.errors import RemoteError
+from ci_modelver.errors import InputError, RemoteError
 
 _TRANSIENT_MANIFEST_ERRORS = {"DIGEST_INVALID", "BLOB_UNKNOWN", "MANIFEST_BLOB_UNKNOWN"}
 
@@ -141,8 +141,9 @@ class RegistryStore:
         found = self.find_manifest(reference)
         if found is None:
             sep = "@" if reference.startswith("sha256:") else ":"
-            raise RemoteError(
-                f"GET {self.display}{sep}{reference}: not found (404); check the tag or digest with 'ci-modelver versions'"
+            # The tag or digest the user named does not exist: an input problem (exit 2).
+            raise InputError(
+                f"{self.display}{sep}{reference}: not found; check the tag or digest with 'ci-modelver versions {self.display}'"
             )
         return found
 

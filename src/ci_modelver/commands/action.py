@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci_modelver.adapters.github import append_summary
+from ci_modelver.adapters.github import append_summary, write_outputs
 from ci_modelver.commands.compare import deliver, run_compare
 from ci_modelver.commands.promote import promote, rollback
 from ci_modelver.commands.publish import InvalidManifest, publish
@@ -105,17 +105,32 @@ Log = Callable[[str], None]
 
 
 def _settings(env: dict[str, str], repository: str | None) -> Settings:
-    return Settings.build(env, repository=repository)
+    return Settings.build(_with_registry_credentials(env, repository), repository=repository)
+
+
+def _with_registry_credentials(env: dict[str, str], repository: str | None) -> dict[str, str]:
+    """Registry credentials from the inputs (defaults: github.actor / github.token).
+
+    The job's GITHUB_TOKEN is only meaningful to ghcr.io: when the password input is still that
+    default and the repository is elsewhere, it is not sent; a docker login or
+    MODELVER_REGISTRY_* set by the workflow is used instead.
+    """
+    out = dict(env)
+    password = env.get("INPUT_REGISTRY_PASSWORD", "").strip()
+    user = _input(env, "registry-username")
+    host = parse_ref(repository).host if repository and not repository.startswith("oci:") else ""
+    default_token = env.get("MODELVER_JOB_TOKEN", "")
+    if password and password == default_token and host != "ghcr.io":
+        return out
+    if user and password:
+        out["MODELVER_REGISTRY_USERNAME"] = user
+        out["MODELVER_REGISTRY_PASSWORD"] = password
+    return out
 
 
 def run_action(env: Mapping[str, str], log: Log) -> ActionRun:
     """Run the mode the inputs and the event ask for; print through ``log`` only."""
     work = dict(env)
-    # Registry credentials from the action's inputs (defaults: github.actor / github.token).
-    if _input(env, "registry-username"):
-        work["MODELVER_REGISTRY_USERNAME"] = _input(env, "registry-username")
-    if _input(env, "registry-password"):
-        work["MODELVER_REGISTRY_PASSWORD"] = env["INPUT_REGISTRY_PASSWORD"].strip()
     if _input(env, "github-token"):
         work["GITHUB_TOKEN"] = env["INPUT_GITHUB_TOKEN"].strip()
     mode = resolve_mode(env)
@@ -153,18 +168,31 @@ def _check(env: dict[str, str], manifest: Path, run: ActionRun, log: Log) -> Non
     settings = _settings(env, _repository(env, name))
     baseline = _input(env, "baseline") or None
     comparison = run_compare(manifest, settings, baseline=baseline)
+    comment = _flag(env, "comment", True)
+    if comment and env.get("GITHUB_EVENT_NAME") not in ("pull_request", "pull_request_target"):
+        log(
+            f"::notice title=ci-modelver::no pull request in a '{env.get('GITHUB_EVENT_NAME', '')}' event; the report is in the job summary only"
+        )
+        comment = False
     delivery = deliver(
         comparison,
         settings,
         template=None,
         key=None,
-        comment=_flag(env, "comment", True),
+        comment=comment,
         pr=None,
         token=env.get("GITHUB_TOKEN"),
         comment_file=None,
     )
     for warning in delivery.warnings:
         log(f"::warning title=ci-modelver::{warning}")
+    output = env.get("GITHUB_OUTPUT")
+    if output and comparison.candidate.digest:
+        # The candidate is packed, not pushed: its digest is what publishing it would produce.
+        write_outputs(
+            Path(output),
+            {"digest": comparison.candidate.digest, "version": comparison.candidate.version},
+        )
     verdict = "regression" if comparison.failed else "no regression"
     log(f"{comparison.candidate.name} {comparison.candidate.version}: {verdict}")
     if delivery.comment_url:
