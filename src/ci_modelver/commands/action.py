@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ci_modelver.adapters.github import append_summary, write_outputs
+from ci_modelver.adapters.store import NoProgress
 from ci_modelver.commands.compare import deliver, run_compare
 from ci_modelver.commands.promote import promote, rollback
 from ci_modelver.commands.publish import InvalidManifest, publish
@@ -206,9 +207,10 @@ def _check(env: dict[str, str], manifest: Path, run: ActionRun, log: Log) -> Non
 
 
 def _publish(env: dict[str, str], manifest: Path, run: ActionRun, log: Log) -> None:
-    name = _manifest_name(manifest)
     result = validate_manifest(manifest, str(manifest))
-    assert result.manifest is not None
+    if result.manifest is None:
+        raise InvalidManifest(result)
+    name = result.manifest.name
     tag = release_tag(env)
     prefix = _input(env, "tag-prefix", "v")
     wanted = version_from_tag(tag, prefix, name)
@@ -223,8 +225,6 @@ def _publish(env: dict[str, str], manifest: Path, run: ActionRun, log: Log) -> N
         )
     settings = _settings(env, _repository(env, name))
     extra = ("latest",) if _flag(env, "move-latest", True) else ()
-    from ci_modelver.adapters.store import NoProgress
-
     published = publish(manifest, settings, extra_tags=extra, progress=NoProgress())
     state = "already published" if published.status == "unchanged" else "published"
     log(f"{published.name} {published.version} {state}: {published.ref}")
