@@ -29,6 +29,7 @@ from ci_modelver.commands.promote import MoveResult, promote, rollback
 from ci_modelver.commands.publish import InvalidManifest, publish
 from ci_modelver.commands.pull import parse_only, parse_size, pull
 from ci_modelver.commands.validate import validate_manifest
+from ci_modelver.core.compare_report import TemplateError
 from ci_modelver.core.report import (
     escape_command_data,
     finding_line,
@@ -222,16 +223,22 @@ def _cmd_compare(args: argparse.Namespace, console: Console) -> int:
         _print_findings(console, exc.findings, "text")
         raise
     fmt = args.format
-    if fmt == "json":
-        report = report_json(comparison)
-    elif fmt == "markdown":
-        report = report_markdown(comparison, template, args.comment_key)
-    else:
-        report = report_text(comparison, template)
+    try:
+        if fmt == "json":
+            report = report_json(comparison)
+        elif fmt == "markdown":
+            report = report_markdown(comparison, template, args.comment_key)
+        else:
+            report = report_text(comparison, template)
+    except TemplateError as exc:
+        raise InputError(f"--template {args.template}: {exc.detail}") from None
     if args.output:
-        Path(args.output).write_text(
-            report if report.endswith("\n") else report + "\n", encoding="utf-8"
-        )
+        try:
+            Path(args.output).write_text(report.rstrip("\n") + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise InputError(
+                f"--output {args.output}: cannot write: {exc.strerror or exc}"
+            ) from None
     else:
         console.print(report.rstrip("\n"))
     token = args.github_token or console.env.get("GITHUB_TOKEN")
@@ -720,6 +727,19 @@ def main(
             console.error(traceback.format_exc().rstrip())
         console.error(f"error: {one_line(str(exc))}")
         return int(exc.exit_code)
+    except OSError as exc:
+        # A local file or folder the user named cannot be used (exit 2); anything else at the
+        # operating-system level is an I/O or network failure that retrying may fix (exit 3).
+        if debug:
+            console.error(traceback.format_exc().rstrip())
+        filename = getattr(exc, "filename", None)
+        if filename is not None:
+            console.error(
+                f"error: {one_line(str(filename), 300)}: {exc.strerror or type(exc).__name__}"
+            )
+            return int(ExitCode.INVALID_INPUT)
+        console.error(f"error: {one_line(f'{type(exc).__name__}: {exc}', 300)}")
+        return int(ExitCode.REMOTE_FAILURE)
     except KeyboardInterrupt:
         console.error("error: interrupted")
         return 130

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,7 @@ class Settings:
             if timeout is not None
             else float(_int_env(env, "MODELVER_TIMEOUT", int(DEFAULT_TIMEOUT)))
         )
-        if budget <= 0:
+        if not math.isfinite(budget) or budget <= 0:
             raise InputError(f"--timeout must be a positive number of seconds, got {budget:g}")
         chunk = (
             chunk_size

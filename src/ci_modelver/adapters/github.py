@@ -21,8 +21,11 @@ def write_outputs(path: Path, values: Mapping[str, str]) -> None:
         while delimiter in value:
             delimiter = f"ghadelim_{secrets.token_hex(16)}"
         lines.append(f"{key}<<{delimiter}\n{value}\n{delimiter}\n")
-    with path.open("a", encoding="utf-8") as out:
-        out.write("".join(lines))
+    try:
+        with path.open("a", encoding="utf-8") as out:
+            out.write("".join(lines))
+    except OSError as exc:
+        raise InputError(f"GITHUB_OUTPUT {path}: cannot append: {exc.strerror or exc}") from None
 
 
 DEFAULT_BOT = "github-actions[bot]"
@@ -31,15 +34,20 @@ SUMMARY_LIMIT = 1024 * 1024
 
 def append_summary(path: Path, markdown: str) -> None:
     """Append to ``$GITHUB_STEP_SUMMARY``, keeping the whole file under GitHub's 1 MiB limit."""
-    current = path.stat().st_size if path.exists() else 0
+    current = path.stat().st_size if path.is_file() else 0
     data = markdown if markdown.endswith("\n") else markdown + "\n"
     room = SUMMARY_LIMIT - current
     if len(data.encode()) > room:
         data = "_The ci-modelver report is too large for the job summary; see the report file._\n"
         if len(data.encode()) > room:
             return
-    with path.open("a", encoding="utf-8") as out:
-        out.write(data)
+    try:
+        with path.open("a", encoding="utf-8") as out:
+            out.write(data)
+    except OSError as exc:
+        raise InputError(
+            f"GITHUB_STEP_SUMMARY {path}: cannot append: {exc.strerror or exc}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -155,10 +163,18 @@ def pull_request_from_event(path: Path) -> tuple[str | None, int | None, bool]:
         if isinstance(event.get("repository"), dict)
         else None
     )
+    if not isinstance(repo, str):
+        repo = None
     if not isinstance(pr, dict):
         return repo, None, False
     number = pr.get("number")
-    head = ((pr.get("head") or {}).get("repo") or {}) if isinstance(pr.get("head"), dict) else {}
-    base = ((pr.get("base") or {}).get("repo") or {}) if isinstance(pr.get("base"), dict) else {}
+    head, base = _event_repo(pr, "head"), _event_repo(pr, "base")
     fork = bool(head.get("fork")) or (head.get("full_name") not in (None, base.get("full_name")))
-    return repo, number if isinstance(number, int) else None, fork
+    valid = isinstance(number, int) and not isinstance(number, bool) and number > 0
+    return repo, number if valid else None, fork
+
+
+def _event_repo(pr: Mapping[str, object], side: str) -> Mapping[str, object]:
+    branch = pr.get(side)
+    repo = branch.get("repo") if isinstance(branch, dict) else None
+    return repo if isinstance(repo, dict) else {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import json
+import logging
 import os
 import random
 import threading
@@ -24,7 +25,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from ci_modelver.core.text import redact_url
-from ci_modelver.errors import RemoteError
+from ci_modelver.errors import InputError, RemoteError
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 BLOCK = 1024 * 1024
@@ -94,14 +95,15 @@ def find_credentials(host: str, env: Mapping[str, str]) -> Credentials:
     try:
         config = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError):
-        raise RemoteError(f"{path}: not valid JSON; fix or remove the docker config file") from None
-    if not isinstance(config, dict):
-        return Credentials("no credentials (anonymous)", None)
+        raise InputError(f"{path}: not valid JSON; fix or remove the docker config file") from None
+    _check_docker_config(config, path)
     # oras-py resolves inline auths, credHelpers and credsStore; it is given the file that
     # DOCKER_CONFIG names (oras-py itself only looks in ~/.docker). Imported here: it is slow
     # to import and only needed when a docker config exists.
     from oras.auth.token import TokenAuth
 
+    # oras-py logs credential-helper problems straight to stderr; only the CLI may print.
+    logging.getLogger("oras").setLevel(logging.CRITICAL)
     backend = TokenAuth()
     backend._auth_config = {
         "auths": dict(config.get("auths") or {}),
@@ -112,6 +114,26 @@ def find_credentials(host: str, env: Mapping[str, str]) -> Credentials:
         if backend._load_auth(name):
             return Credentials(f"docker config {path} ({name})", backend._basic_auth)
     return Credentials("no credentials (anonymous)", None)
+
+
+def _check_docker_config(config: object, path: Path) -> None:
+    """The shape docker itself writes; anything else is a file the user must fix (exit 2)."""
+    problem = None
+    if not isinstance(config, dict):
+        problem = "is not a JSON object"
+    elif not isinstance(config.get("auths", {}), dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("auth", ""), str)
+        for v in config.get("auths", {}).values()
+    ):
+        problem = 'has an \'auths\' entry that is not {"host": {"auth": "…"}}'
+    elif not isinstance(config.get("credHelpers", {}), dict) or not all(
+        isinstance(v, str) for v in config.get("credHelpers", {}).values()
+    ):
+        problem = 'has a \'credHelpers\' entry that is not {"host": "helper"}'
+    elif not isinstance(config.get("credsStore", ""), (str, type(None))):
+        problem = "has a 'credsStore' that is not a string"
+    if problem:
+        raise InputError(f"{path}: the docker config {problem}; fix or remove it")
 
 
 def _config_keys(host: str) -> list[str]:

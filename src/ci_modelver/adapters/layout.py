@@ -40,6 +40,15 @@ class LayoutStore:
     def __init__(self, root: Path, *, create: bool) -> None:
         self.root = root
         self.display = f"oci:{root}"
+        try:
+            self._open(create)
+        except OSError as exc:
+            raise InputError(
+                f"{self.display}: cannot use this folder: {exc.strerror or exc}"
+            ) from None
+
+    def _open(self, create: bool) -> None:
+        root = self.root
         if create:
             self._init()
         elif not (root / "index.json").is_file():

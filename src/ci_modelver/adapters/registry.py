@@ -31,6 +31,11 @@ from ci_modelver.errors import InputError, RemoteError
 _TRANSIENT_MANIFEST_ERRORS = {"DIGEST_INVALID", "BLOB_UNKNOWN", "MANIFEST_BLOB_UNKNOWN"}
 
 
+def _content_length(response: requests.Response) -> int | None:
+    raw = response.headers.get("Content-Length", "")
+    return int(raw) if raw.isascii() and raw.isdigit() else None
+
+
 def _error_code(response: requests.Response) -> str:
     try:
         body = response.json()
@@ -103,7 +108,7 @@ class RegistryStore:
             return None
         digest = response.headers.get("Docker-Content-Digest")
         media = response.headers.get("Content-Type", OCI_MANIFEST).split(";")[0].strip()
-        size = int(response.headers.get("Content-Length") or 0)
+        size = _content_length(response) or 0
         if not digest or not digest.startswith("sha256:"):
             # Some registries omit the digest on HEAD; the bytes decide.
             data, digest = self.get_manifest(tag)
@@ -125,13 +130,23 @@ class RegistryStore:
             ok=(200,),
             allow=(404,),
             headers={"Accept": MANIFEST_ACCEPT},
+            stream=True,
             what=label,
         )
         if response.status_code == 404:
+            response.close()
             return None
-        data = response.content
-        if len(data) > MAX_MANIFEST_BYTES:
-            raise RemoteError(f"{label}: manifest of {len(data)} bytes is over the 4 MiB limit")
+        # Read at most the limit: a hostile registry must not make us buffer an endless body.
+        data = b""
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                data += chunk
+                if len(data) > MAX_MANIFEST_BYTES:
+                    raise RemoteError(f"{label}: the manifest is over the 4 MiB limit")
+        except requests.RequestException as exc:
+            raise RemoteError(f"{label}: transfer failed: {type(exc).__name__}") from None
+        finally:
+            response.close()
         digest = sha256_digest(data)
         if reference.startswith("sha256:") and digest != reference:
             raise IntegrityError(f"{label}: the registry returned bytes hashing to {digest}")
@@ -187,8 +202,8 @@ class RegistryStore:
         )
         if response.status_code != 200:
             return False
-        length = response.headers.get("Content-Length")
-        return length is None or int(length) == descriptor.size
+        length = _content_length(response)
+        return length is None or length == descriptor.size
 
     def push_blob(self, source: BlobSource, progress: Progress) -> bool:
         if self.blob_exists(source.descriptor):
@@ -311,6 +326,8 @@ class RegistryStore:
                 data += chunk
                 if len(data) > descriptor.size:
                     break
+        except requests.RequestException as exc:
+            raise RemoteError(f"{label}: transfer failed: {type(exc).__name__}") from None
         finally:
             response.close()
         if len(data) != descriptor.size or sha256_digest(data) != descriptor.digest:
@@ -385,6 +402,10 @@ class RegistryStore:
                     f"GET {self.display} tags: the registry answered with invalid JSON"
                 ) from None
             tags = body.get("tags") if isinstance(body, dict) else None
+            if not isinstance(body, dict) or not isinstance(tags, (list, type(None))):
+                raise RemoteError(
+                    f"GET {self.display} tags: the registry answered with a malformed tag list"
+                )
             out.extend(t for t in (tags or []) if isinstance(t, str))
             match = _LINK_NEXT.search(response.headers.get("Link", ""))
             # CNCF distribution 2.8 ignores n/last but still paginates correctly via Link.

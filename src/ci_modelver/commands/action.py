@@ -135,6 +135,8 @@ def run_action(env: Mapping[str, str], log: Log) -> ActionRun:
     if _input(env, "github-token"):
         work["GITHUB_TOKEN"] = env["INPUT_GITHUB_TOKEN"].strip()
     mode = resolve_mode(env)
+    for name, default in (("comment", True), ("fail-on-regression", True), ("move-latest", True)):
+        _flag(env, name, default)  # a bad value is an error now, not at the first regression
     manifest = Path(_input(env, "manifest", "modelver.yaml") or "modelver.yaml")
     run = ActionRun(mode)
     log(f"::group::ci-modelver {mode}")

@@ -186,6 +186,8 @@ def _gated_metrics(
 
 def history(repo_text: str, settings: Settings, *, limit: int | None) -> History:
     """Versions (SemVer order) with digests, creation, commit, gated metrics, aliases; the alias log."""
+    if limit is not None and limit < 1:
+        raise InputError(f"history: --limit must be 1 or more, got {limit}")
     ref = parse_ref(repo_text)
     if ref.tag or ref.digest:
         raise InputError(f"history: give the repository without tag or digest, e.g. '{ref.bare()}'")

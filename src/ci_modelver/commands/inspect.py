@@ -32,11 +32,16 @@ class Shown:
         record = dict(art.record or {})
         if self.evaluations:
             record["metrics"] = overlay(record.get("metrics") or {}, self.evaluations)
+        raw_descriptor = self.config.get("descriptor")
+        descriptor: dict[str, Any] = raw_descriptor if isinstance(raw_descriptor, dict) else {}
         return {
             "ref": str(self.ref.with_digest(art.digest)),
             "digest": art.digest,
-            "name": record.get("name") or self.config.get("descriptor", {}).get("name"),
-            "version": record.get("version") or self.config.get("descriptor", {}).get("version"),
+            "name": record.get("name") or descriptor.get("name") or self.ref.name,
+            "version": record.get("version")
+            or descriptor.get("version")
+            or art.annotations.get("org.opencontainers.image.version")
+            or "(no version)",
             "files": [
                 {
                     "path": art.file_path(layer),

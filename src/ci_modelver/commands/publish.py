@@ -16,6 +16,7 @@ from ci_modelver.adapters.hashcache import DigestCache, cache_path
 from ci_modelver.adapters.store import BlobSource, Progress, Store
 from ci_modelver.commands.stores import open_store, repository_for
 from ci_modelver.commands.validate import ValidationResult, validate_manifest
+from ci_modelver.core.audit import is_internal_tag
 from ci_modelver.core.manifest import Manifest
 from ci_modelver.core.modelpack import OCI_MANIFEST, Packed, PackedFile, Provenance, pack
 from ci_modelver.core.refs import Reference, check_tag, is_version_tag
@@ -87,8 +88,10 @@ def created_time(
     """
     raw = env.get("SOURCE_DATE_EPOCH")
     if raw:
-        if not raw.isdigit():
-            raise InputError(f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds since 1970")
+        if not (raw.isascii() and raw.isdigit()) or int(raw) > 253402300799:
+            raise InputError(
+                f"SOURCE_DATE_EPOCH={raw[:40]!r} is not a number of seconds since 1970 (up to the year 9999)"
+            )
         return rfc3339(int(raw))
     if git.commit_time is not None:
         return rfc3339(git.commit_time)
@@ -241,6 +244,10 @@ def publish(
     manifest = result.manifest
     for tag in extra_tags:
         check_tag(tag, "--tag")
+        if is_internal_tag(tag):
+            raise InputError(
+                f"--tag '{tag}': uses a reserved prefix (sha256-, modelver-): such tags hold ci-modelver's own records"
+            )
     repository = repository_for(settings, manifest.name)
     if repository.tag or repository.digest:
         raise InputError(

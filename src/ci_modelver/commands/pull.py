@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,8 @@ def parse_only(text: str | None) -> frozenset[str] | None:
     if not text:
         return None
     kinds = {k.strip() for k in text.split(",") if k.strip()}
+    if not kinds:
+        raise InputError(f"--only '{text}': name at least one file type ({', '.join(LAYER_TYPES)})")
     unknown = sorted(kinds - set(LAYER_TYPES))
     if unknown:
         raise InputError(
@@ -98,6 +101,8 @@ def parse_size(text: str | None, flag: str) -> int | None:
         raise InputError(
             f"{flag} '{text}': use a size such as 500M, 20G or a number of bytes"
         ) from None
+    if not math.isfinite(value) or value > 2**62:
+        raise InputError(f"{flag} '{text}': use a finite size such as 500M or 20G")
     if value <= 0:
         raise InputError(f"{flag} '{text}': must be positive")
     return int(value)

@@ -27,6 +27,7 @@ from ci_modelver.core.compare import (
     Side,
 )
 from ci_modelver.core.text import one_line
+from ci_modelver.errors import InputError
 
 COMMENT_LIMIT = 65_536  # GitHub's maximum issue comment body (characters)
 SUMMARY_LIMIT = 1024 * 1024  # GitHub's maximum job summary size
@@ -280,8 +281,23 @@ def render(template: str, view: dict[str, Any]) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    rendered: str = env.from_string(template).render(**view)
+    try:
+        rendered: str = env.from_string(template).render(**view)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(
+            f"line {exc.lineno}: {one_line(exc.message or 'syntax error', 200)}"
+        ) from None
+    except jinja2.TemplateError as exc:
+        raise TemplateError(one_line(str(exc), 200)) from None
     return rendered
+
+
+class TemplateError(InputError):
+    """A report template that does not parse or render; the CLI adds the template's path."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"report template: {detail}")
+        self.detail = detail
 
 
 def render_markdown(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -366,8 +367,47 @@ def parse_model_manifest(data: bytes, digest: str, source: str) -> ModelArtifact
             raise ArtifactError(
                 f"{source}: the version record annotation is not valid JSON"
             ) from None
-        record = parsed if isinstance(parsed, dict) else None
+        record = normalize_record(parsed) if isinstance(parsed, dict) else None
     return ModelArtifact(digest, config, layers, annotations, record)
+
+
+_RECORD_TEXT = ("name", "version", "created", "description", "license", "baseline")
+_RECORD_MAPPINGS = ("code", "hyperparameters", "gates", "framework", "parent")
+
+
+def _numbers(values: Any) -> dict[str, float]:
+    if not isinstance(values, dict):
+        return {}
+    return {
+        str(k): float(v)
+        for k, v in values.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+    }
+
+
+def normalize_record(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The version record read from a store, with every field of the expected type.
+
+    The record comes from a registry, so it is untrusted: a field of the wrong type is dropped
+    (or emptied) here rather than crashing every reader downstream.
+    """
+    record: dict[str, Any] = {k: raw[k] for k in _RECORD_TEXT if isinstance(raw.get(k), str)}
+    for key in _RECORD_MAPPINGS:
+        if isinstance(raw.get(key), dict):
+            record[key] = raw[key]
+    metrics = raw.get("metrics")
+    if isinstance(metrics, dict):
+        record["metrics"] = {str(s): _numbers(v) for s, v in metrics.items() if isinstance(v, dict)}
+    data = raw.get("data")
+    if isinstance(data, list):
+        record["data"] = [
+            {str(k): v for k, v in d.items() if isinstance(v, str)}
+            for d in data
+            if isinstance(d, dict)
+        ]
+    if isinstance(raw.get("schemaVersion"), int):
+        record["schemaVersion"] = raw["schemaVersion"]
+    return record
 
 
 def safe_layer_paths(artifact: ModelArtifact, source: str) -> list[str]:

@@ -25,7 +25,7 @@ SEMVER_RE = re.compile(
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$"
 )
 LAYOUT_PREFIX = "oci:"
-_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+_UNSAFE = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def _split_target(text: str) -> tuple[str, str | None, str | None]:
 
 def parse_ref(text: str) -> Reference:
     """Parse a registry or layout reference; raise InputError saying what is wrong."""
-    text = text.strip()
+    text = text.strip(" \t")
     if _UNSAFE.search(text):
         raise InputError(
             f"invalid reference '{one_line(text, 200)}': it contains control characters or spaces"
@@ -143,6 +143,11 @@ def parse_ref(text: str) -> Reference:
         raise InputError(
             f"invalid reference '{text}': give the registry host and repository path, "
             "e.g. ghcr.io/acme/model:1.0.0 (or oci:DIR for a local OCI layout)"
+        )
+    port = host.rsplit(":", 1)[1] if ":" in host and not host.endswith("]") else ""
+    if port.isdigit() and not 0 < int(port) <= 65535:
+        raise InputError(
+            f"invalid reference '{one_line(text, 200)}': port {port} is out of range (1-65535)"
         )
     if not _looks_like_host(host):
         raise InputError(
