@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -177,6 +178,11 @@ def _retry_after(response: requests.Response | None, now: float) -> float | None
     return max(0.0, when.timestamp() - now)
 
 
+def _same_origin(url: str, base: str) -> bool:
+    a, b = urlsplit(url), urlsplit(base)
+    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
+
+
 def describe_error(response: requests.Response) -> str:
     """``404 MANIFEST_UNKNOWN: manifest unknown`` from an OCI error body, else the status."""
     detail = ""
@@ -264,7 +270,8 @@ class RegistryHTTP:
             except (requests.ConnectionError, requests.Timeout) as exc:
                 error = exc
             except requests.RequestException as exc:
-                raise RemoteError(f"{label}: {type(exc).__name__}: {exc}") from None
+                # The exception text may quote request headers: name its type only.
+                raise RemoteError(f"{label}: {type(exc).__name__}") from None
             if response is not None:
                 self.stats.add(requests=1)
                 verdict = self._judge(response, ok + allow, label)
@@ -336,7 +343,9 @@ class RegistryHTTP:
     ) -> requests.Response:
         merged = dict(headers or {})
         auth = self._auth_header(scope)
-        if auth:
+        # Credentials go only to the registry itself: an upload Location or a Link header may
+        # point at another host (or at plain http), which must never see them.
+        if auth and _same_origin(url, self.base):
             merged["Authorization"] = auth
         data = body() if body is not None else None
         started = time.monotonic()
@@ -405,6 +414,11 @@ class RegistryHTTP:
         # challenge's: GHCR and Docker Hub issue exactly what is requested.
         query["scope"] = scope or params.get("scope", "")
         headers = {"Accept": "application/json"}
+        realm = params["realm"]
+        if self.base.startswith("https://") and not realm.startswith("https://"):
+            raise RemoteError(
+                f"{self.host}: the token service {redact_url(realm)} is not https; refusing to send credentials there"
+            )
         if self.credentials.basic:
             headers["Authorization"] = f"Basic {self.credentials.basic}"
         started = time.monotonic()

@@ -29,6 +29,7 @@ from ci_modelver.core.modelpack import (
     canonical_json,
     sha256_digest,
 )
+from ci_modelver.core.refs import DIGEST_RE
 from ci_modelver.errors import InputError
 
 LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
@@ -68,6 +69,12 @@ class LayoutStore:
             self._atomic_write(self.root / "index.json", self._index_bytes([]))
 
     def _blob_path(self, digest: str) -> Path:
+        # Digests come from index.json and manifests, i.e. from the store: never trust them
+        # as path components ('sha256:../../x').
+        if not DIGEST_RE.match(digest):
+            raise InputError(
+                f"{self.display}: invalid digest '{digest[:80]}' in the layout; it is corrupted"
+            )
         return self.root / "blobs" / "sha256" / digest.split(":", 1)[1]
 
     @staticmethod
@@ -99,7 +106,11 @@ class LayoutStore:
         manifests = doc.get("manifests") if isinstance(doc, dict) else None
         if not isinstance(manifests, list):
             raise InputError(f"{self.display}/index.json: has no 'manifests' list")
-        return [m for m in manifests if isinstance(m, dict)]
+        return [
+            m
+            for m in manifests
+            if isinstance(m, dict) and isinstance(m.get("annotations") or {}, dict)
+        ]
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -114,10 +125,17 @@ class LayoutStore:
     def resolve(self, tag: str) -> Descriptor | None:
         for entry in self._entries():
             annotations = entry.get("annotations") or {}
-            if annotations.get(ANN_REF_NAME) == tag:
-                return Descriptor(
-                    str(entry.get("mediaType")), str(entry.get("digest")), int(entry.get("size", 0))
-                )
+            if isinstance(annotations, dict) and annotations.get(ANN_REF_NAME) == tag:
+                digest, size = entry.get("digest"), entry.get("size")
+                if (
+                    not isinstance(digest, str)
+                    or not DIGEST_RE.match(digest)
+                    or not isinstance(size, int)
+                ):
+                    raise InputError(
+                        f"{self.display}/index.json: the entry for '{tag}' is malformed; the layout is corrupted"
+                    )
+                return Descriptor(str(entry.get("mediaType")), digest, size)
         return None
 
     def transfer_stats(self) -> dict[str, int]:

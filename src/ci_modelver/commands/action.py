@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ci_modelver.adapters import files
 from ci_modelver.adapters.github import append_summary, write_outputs
 from ci_modelver.adapters.store import NoProgress
 from ci_modelver.commands.compare import deliver, run_compare
@@ -248,8 +249,13 @@ _VERSIONISH = re.compile(r"^v?\d")
 
 
 def _move(env: dict[str, str], manifest: Path, mode: str, run: ActionRun, log: Log) -> None:
-    name = _manifest_name(manifest) if manifest.exists() else None
-    repository = _input(env, "repository") or (default_repository(env, name) if name else "")
+    repository = _input(env, "repository")
+    if not repository and manifest.is_file():
+        # Moving an alias needs only the model's name, not its (possibly untrained) files.
+        data = files.load_document(manifest, str(manifest)).data
+        name = data.get("name") if isinstance(data, dict) else None
+        if isinstance(name, str) and name:
+            repository = default_repository(env, name)
     if not repository:
         raise InputError(
             f"mode {mode}: set the 'repository' input (or keep a manifest at {manifest})"
@@ -258,7 +264,7 @@ def _move(env: dict[str, str], manifest: Path, mode: str, run: ActionRun, log: L
     alias = _input(env, "alias", "production") or "production"
     to = _input(env, "to") or None
     reason = _input(env, "reason") or f"{mode} from GitHub Actions"
-    settings = _settings(env, None)
+    settings = _settings(env, str(repo_ref))
     if mode == "promote":
         if not to:
             raise InputError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -300,7 +301,8 @@ def deliver(
 
 def _default_comment_file(env: Mapping[str, str], name: str, key: str | None, cwd: Path) -> Path:
     base = Path(env.get("RUNNER_TEMP") or cwd)
-    return base / f"ci-modelver-comment-{name}{'-' + key if key else ''}.md"
+    suffix = "-" + re.sub(r"[^A-Za-z0-9._-]", "_", key) if key else ""  # never a path separator
+    return base / f"ci-modelver-comment-{name}{suffix}.md"
 
 
 def post_comment(

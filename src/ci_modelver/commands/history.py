@@ -27,7 +27,7 @@ from ci_modelver.core.audit import (
 from ci_modelver.core.modelpack import Descriptor, parse_model_manifest
 from ci_modelver.core.refs import Reference, is_version_tag, parse_ref, semver_key
 from ci_modelver.core.source import Finding
-from ci_modelver.core.validate import metric_value_findings, schema_findings
+from ci_modelver.core.validate import metric_value_findings, relative_path_problem, schema_findings
 from ci_modelver.errors import InputError, ModelverError
 from ci_modelver.settings import Settings
 
@@ -302,7 +302,12 @@ def reproduce(ref_text: str, settings: Settings, *, check_data: Path | None) -> 
 
 def _check_dataset(item: Mapping[str, Any], folder: Path) -> DataCheck:
     name, uri, expected = str(item.get("name")), str(item.get("uri")), item.get("digest")
-    candidates = [c for c in (item.get("path"), name) if isinstance(c, str) and c]
+    recorded = item.get("path")
+    # The record comes from the store: only clean relative paths, so DIR is never left.
+    options = (recorded, recorded.rsplit("/", 1)[-1] if isinstance(recorded, str) else None, name)
+    candidates = [
+        c for c in options if isinstance(c, str) and c and relative_path_problem(c) is None
+    ]
     for candidate in candidates:
         path = folder / candidate
         if path.is_file():

@@ -27,7 +27,7 @@ from ci_modelver.core.audit import (
     parse_move,
 )
 from ci_modelver.core.modelpack import Descriptor, ModelArtifact, parse_model_manifest
-from ci_modelver.core.refs import Reference, parse_ref
+from ci_modelver.core.refs import Reference, check_digest, parse_ref
 from ci_modelver.errors import ConflictError, InputError, ModelverError
 from ci_modelver.settings import Settings
 
@@ -215,9 +215,11 @@ def rollback(
             raise InputError(
                 f"rollback: {ref}:{alias} {why}; name the target with --to VERSION (or --to sha256:…)"
             )
-        target = last.from_digest
+        target = check_digest(last.from_digest)  # read from the store: untrusted
     else:
-        target = to if to.startswith("sha256:") else (parse_ref(f"{ref}:{to}").tag or to)
+        target = (
+            check_digest(to) if to.startswith("sha256:") else (parse_ref(f"{ref}:{to}").tag or to)
+        )
     return move_alias(
         store, ref, alias, target, settings, action="rollback", reason=reason, now=now
     )

@@ -256,6 +256,9 @@ def publish(
     packed, sources = prepare(manifest, manifest_path.parent, settings, now)
     store = open_store(repository, settings, create=True)
     already = _check_tag_free(store, manifest.version, packed.digest)
+    for tag in extra_tags:
+        if is_version_tag(tag):
+            _check_tag_free(store, tag, packed.digest)  # before any upload: no half-published state
     uploaded = present = sent = 0
     if not already:
         with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:

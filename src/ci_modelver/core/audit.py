@@ -20,6 +20,7 @@ from ci_modelver.core.modelpack import (
     PREFIX,
     Descriptor,
     canonical_json,
+    metric_values,
     sha256_digest,
 )
 from ci_modelver.core.refs import check_tag, is_version_tag
@@ -209,14 +210,7 @@ def parse_evaluation(data: bytes, digest: str) -> Evaluation | None:
     raw = _parse_annotation(data, ANN_EVALUATION)
     if raw is None or not isinstance(raw.get("metrics"), dict):
         return None
-    metrics: dict[str, dict[str, float]] = {}
-    for set_name, values in raw["metrics"].items():
-        if isinstance(values, dict):
-            metrics[str(set_name)] = {
-                str(k): float(v)
-                for k, v in values.items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool)
-            }
+    metrics = {str(s): metric_values(v) for s, v in raw["metrics"].items() if isinstance(v, dict)}
     time, actor, source = raw.get("time"), raw.get("actor"), raw.get("source")
     return Evaluation(
         metrics,

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ci_modelver.core.manifest import FileType, Manifest
-from ci_modelver.core.validate import relative_path_problem
+from ci_modelver.core.refs import DIGEST_RE
+from ci_modelver.core.validate import is_finite_number, relative_path_problem
 from ci_modelver.errors import InputError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -316,7 +316,7 @@ def _descriptor(raw: Any, where: str, source: str) -> Descriptor:
     if not isinstance(raw, dict):
         raise ArtifactError(f"{source}: {where} is not a descriptor object")
     digest, size, media = raw.get("digest"), raw.get("size"), raw.get("mediaType")
-    if not isinstance(digest, str) or not digest.startswith("sha256:") or len(digest) != 71:
+    if not isinstance(digest, str) or not DIGEST_RE.match(digest):
         raise ArtifactError(f"{source}: {where}.digest is missing or not a sha256 digest")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ArtifactError(f"{source}: {where}.size is missing or negative")
@@ -375,14 +375,11 @@ _RECORD_TEXT = ("name", "version", "created", "description", "license", "baselin
 _RECORD_MAPPINGS = ("code", "hyperparameters", "gates", "framework", "parent")
 
 
-def _numbers(values: Any) -> dict[str, float]:
+def metric_values(values: Any) -> dict[str, float]:
+    """The finite numbers of an untrusted {metric: value} mapping (others dropped)."""
     if not isinstance(values, dict):
         return {}
-    return {
-        str(k): float(v)
-        for k, v in values.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
-    }
+    return {str(k): float(v) for k, v in values.items() if is_finite_number(v)}
 
 
 def normalize_record(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -397,7 +394,9 @@ def normalize_record(raw: Mapping[str, Any]) -> dict[str, Any]:
             record[key] = raw[key]
     metrics = raw.get("metrics")
     if isinstance(metrics, dict):
-        record["metrics"] = {str(s): _numbers(v) for s, v in metrics.items() if isinstance(v, dict)}
+        record["metrics"] = {
+            str(s): metric_values(v) for s, v in metrics.items() if isinstance(v, dict)
+        }
     data = raw.get("data")
     if isinstance(data, list):
         record["data"] = [
