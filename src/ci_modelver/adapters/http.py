@@ -11,7 +11,6 @@ import base64
 import email.utils
 import json
 import logging
-import os
 import random
 import threading
 import time
@@ -48,8 +47,6 @@ class Stats:
 
     requests: int = 0
     retries: int = 0
-    blob_uploads: int = 0
-    bytes_uploaded: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **amounts: int) -> None:
@@ -448,8 +445,3 @@ class RegistryHTTP:
 def basic_token(user: str, password: str) -> str:
     """base64 ``user:password`` (what docker config.json stores under ``auth``)."""
     return base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-def environment() -> Mapping[str, str]:
-    """The real process environment (the default for settings)."""
-    return os.environ

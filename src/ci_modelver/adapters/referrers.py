@@ -11,9 +11,18 @@ import json
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from ci_modelver.adapters.store import BlobSource, NoProgress, Store, index_descriptors
-from ci_modelver.core.audit import EMPTY_DATA, EMPTY_DESCRIPTOR, ReferrerIndex, referrers_tag
+from ci_modelver.core.audit import (
+    EMPTY_DATA,
+    EMPTY_DESCRIPTOR,
+    EVALUATION_TYPE,
+    Evaluation,
+    ReferrerIndex,
+    parse_evaluation,
+    referrers_tag,
+)
 from ci_modelver.core.modelpack import OCI_INDEX, OCI_MANIFEST, Descriptor
 from ci_modelver.errors import RemoteError
 
@@ -77,3 +86,16 @@ def push_referrer(
         f"{store.display}:{fallback}: could not record the referrer {digest} after "
         f"{FALLBACK_ATTEMPTS} attempts (concurrent writers); rerun the command"
     )
+
+
+def evaluations_of(store: Store, digest: str, workers: int = 4) -> list[Evaluation]:
+    """Evaluations attached to a version, oldest first."""
+    entries = list_referrers(store, digest, EVALUATION_TYPE)
+
+    def load(entry: Descriptor) -> Evaluation | None:
+        found = store.find_manifest(entry.digest)
+        return parse_evaluation(found[0], found[1]) if found else None
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        found = [e for e in pool.map(load, entries) if e is not None]
+    return sorted(found, key=lambda e: (e.time, e.record_digest or ""))

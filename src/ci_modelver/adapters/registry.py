@@ -214,7 +214,6 @@ class RegistryStore:
             self._upload_chunked(source, progress)
         else:
             self._upload_monolithic(source, progress)
-        self.http.stats.add(blob_uploads=1, bytes_uploaded=source.descriptor.size)
         progress.finish(source.name, skipped=False)
         return True
 

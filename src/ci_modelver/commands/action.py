@@ -99,7 +99,6 @@ class ActionRun:
 
     mode: str
     exit_code: int = ExitCode.OK
-    outputs: dict[str, str] = field(default_factory=dict)
     summary: list[str] = field(default_factory=list)
 
 
@@ -231,9 +230,6 @@ def _publish(env: dict[str, str], manifest: Path, run: ActionRun, log: Log) -> N
     published = publish(manifest, settings, extra_tags=extra, progress=NoProgress())
     state = "already published" if published.status == "unchanged" else "published"
     log(f"{published.name} {published.version} {state}: {published.ref}")
-    run.outputs.update(
-        {"digest": published.digest, "ref": published.ref, "version": published.version}
-    )
     run.summary += [
         f"### ci-modelver: {published.name} {published.version} {state}",
         "",
@@ -281,13 +277,6 @@ def _move(env: dict[str, str], manifest: Path, mode: str, run: ActionRun, log: L
     move = result.move
     state = "moved" if result.changed else "already there"
     log(f"{repo_ref}:{alias} -> {move.to_version or move.to_digest} ({state})")
-    run.outputs.update(
-        {
-            "digest": move.to_digest,
-            "version": move.to_version or "",
-            "ref": str(repo_ref.with_digest(move.to_digest)),
-        }
-    )
     run.summary += [
         f"### ci-modelver: {mode} `{alias}` → {move.to_version or move.to_digest}",
         "",

@@ -19,8 +19,8 @@ from ci_modelver.adapters.github import (
     pull_request_from_event,
     write_outputs,
 )
+from ci_modelver.adapters.referrers import evaluations_of
 from ci_modelver.adapters.store import Store
-from ci_modelver.commands.history import evaluations_of
 from ci_modelver.commands.inspect import read_artifact
 from ci_modelver.commands.publish import InvalidManifest, prepare
 from ci_modelver.commands.stores import open_store, repository_for
@@ -44,18 +44,10 @@ from ci_modelver.settings import Settings
 DEFAULT_ALIAS = "production"
 
 
-def _metrics_of(record: dict[str, Any]) -> dict[str, dict[str, float]]:
-    raw = record.get("metrics") or {}
-    out: dict[str, dict[str, float]] = {}
-    if isinstance(raw, dict):
-        for set_name, values in raw.items():
-            if isinstance(values, dict):
-                out[str(set_name)] = {
-                    str(k): float(v)
-                    for k, v in values.items()
-                    if isinstance(v, (int, float)) and not isinstance(v, bool)
-                }
-    return out
+def _metrics_of(record: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """Metrics of a version record; parse_model_manifest already kept only finite numbers."""
+    metrics = record.get("metrics")
+    return {s: dict(v) for s, v in metrics.items()} if isinstance(metrics, dict) else {}
 
 
 def side_from_artifact(

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ci_modelver.adapters import files
-from ci_modelver.adapters.referrers import list_referrers, push_referrer
-from ci_modelver.adapters.store import Store, hash_file
+from ci_modelver.adapters.referrers import evaluations_of, push_referrer
+from ci_modelver.adapters.store import hash_file
 from ci_modelver.commands.inspect import read_artifact, require_target
 from ci_modelver.commands.promote import actor, alias_log, precise_time
 from ci_modelver.commands.stores import open_store
@@ -22,7 +22,6 @@ from ci_modelver.core.audit import (
     evaluation_manifest,
     is_internal_tag,
     overlay,
-    parse_evaluation,
 )
 from ci_modelver.core.modelpack import Descriptor, parse_model_manifest
 from ci_modelver.core.refs import Reference, is_version_tag, parse_ref, semver_key
@@ -30,19 +29,6 @@ from ci_modelver.core.source import Finding
 from ci_modelver.core.validate import metric_value_findings, relative_path_problem, schema_findings
 from ci_modelver.errors import InputError, ModelverError
 from ci_modelver.settings import Settings
-
-
-def evaluations_of(store: Store, digest: str, workers: int = 4) -> list[Evaluation]:
-    """Evaluations attached to a version, oldest first."""
-    entries = list_referrers(store, digest, EVALUATION_TYPE)
-
-    def load(entry: Descriptor) -> Evaluation | None:
-        found = store.find_manifest(entry.digest)
-        return parse_evaluation(found[0], found[1]) if found else None
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        found = [e for e in pool.map(load, entries) if e is not None]
-    return sorted(found, key=lambda e: (e.time, e.record_digest or ""))
 
 
 class InvalidMetrics(InputError):

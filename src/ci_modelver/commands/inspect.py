@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from ci_modelver.adapters.referrers import evaluations_of
 from ci_modelver.adapters.store import Store
 from ci_modelver.commands.stores import open_store
 from ci_modelver.core.audit import Evaluation, is_internal_tag, overlay
@@ -94,8 +95,6 @@ def show(ref_text: str, settings: Settings) -> Shown:
     target = require_target(ref, "show")
     store = open_store(ref, settings, create=False)
     artifact, config = read_artifact(store, ref, target)
-    from ci_modelver.commands.history import evaluations_of
-
     return Shown(ref, artifact, config, tuple(evaluations_of(store, artifact.digest)))
 
 

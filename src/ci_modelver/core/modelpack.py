@@ -114,7 +114,6 @@ class Provenance:
     created: str
     code: Mapping[str, Any] = field(default_factory=dict)
     data: Sequence[Mapping[str, str]] = ()
-    parent: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -158,8 +157,6 @@ def version_record(manifest: Manifest, provenance: Provenance) -> dict[str, Any]
         record["framework"] = fw
     if manifest.baseline:
         record["baseline"] = manifest.baseline
-    if provenance.parent:
-        record["parent"] = dict(provenance.parent)
     return record
 
 
@@ -372,7 +369,7 @@ def parse_model_manifest(data: bytes, digest: str, source: str) -> ModelArtifact
 
 
 _RECORD_TEXT = ("name", "version", "created", "description", "license", "baseline")
-_RECORD_MAPPINGS = ("code", "hyperparameters", "gates", "framework", "parent")
+_RECORD_MAPPINGS = ("code", "hyperparameters", "gates", "framework")
 
 
 def metric_values(values: Any) -> dict[str, float]:
