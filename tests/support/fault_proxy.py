@@ -7,7 +7,6 @@ answer slower than the client's timeout.
 
 from __future__ import annotations
 
-import http.client
 import random
 import socket
 import threading
@@ -16,6 +15,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.support.loopback import forward, host_of, serve, shutdown
 
 FAULTS = ("503", "429", "500", "reset-before", "reset-after", "slow")
 Policy = Callable[[int, str, str], str | None]  # (request number, method, path) -> fault or None
@@ -51,14 +52,10 @@ class FaultProxy:
 
     @property
     def host(self) -> str:
-        assert self._server is not None
-        return f"127.0.0.1:{self._server.server_address[1]}"
+        return host_of(self._server)
 
     def start(self) -> FaultProxy:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.proxy = self  # type: ignore[attr-defined]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve(_Handler, self)
         return self
 
     def decide(self, method: str, path: str) -> str | None:
@@ -71,28 +68,8 @@ class FaultProxy:
                 self.injected[fault] += 1
         return fault
 
-    def _forward(
-        self, method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        host, port = self.upstream.rsplit(":", 1)
-        conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        try:
-            headers = {
-                k: v
-                for k, v in headers.items()
-                if k.lower() not in ("connection", "proxy-connection")
-            }
-            conn.request(method, path, body=body or None, headers=headers)
-            answer = conn.getresponse()
-            data = answer.read()
-            return answer.status, answer.getheaders(), data
-        finally:
-            conn.close()
-
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        shutdown(self._server)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -112,7 +89,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault in ("503", "429", "500"):
             self._status(int(str(fault)))
             return
-        status, headers, data = proxy._forward(self.command, self.path, dict(self.headers), body)
+        status, headers, data = forward(
+            proxy.upstream, self.command, self.path, self.headers.items(), body
+        )
         if fault == "reset-after":
             self._reset()
             return
@@ -120,8 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(proxy.slow_seconds)
         self.send_response(status)
         for key, value in headers:
-            if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                self.send_header(key, value)
+            self.send_header(key, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if self.command != "HEAD":

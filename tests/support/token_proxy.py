@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import re
 import secrets
@@ -11,6 +10,8 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.loopback import forward, host_of, serve, shutdown
 
 SERVICE = "test-registry"
 
@@ -32,20 +33,14 @@ class TokenProxy:
 
     @property
     def host(self) -> str:
-        assert self._server is not None
-        return f"127.0.0.1:{self._server.server_address[1]}"
+        return host_of(self._server)
 
     def start(self) -> TokenProxy:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.proxy = self  # type: ignore[attr-defined]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve(_Handler, self)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        shutdown(self._server)
 
     def expire_all(self) -> None:
         """Invalidate every token: the next request must get a 401 and refresh."""
@@ -139,24 +134,14 @@ class _Handler(BaseHTTPRequestHandler):
             proxy.forwarded += 1
             if proxy.expire_every and proxy.forwarded % proxy.expire_every == 0:
                 proxy.granted.clear()
-        host, port = proxy.upstream.rsplit(":", 1)
-        conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        try:
-            headers = {
-                k: v
-                for k, v in self.headers.items()
-                if k.lower() not in ("authorization", "connection")
-            }
-            conn.request(self.command, self.path, body=body or None, headers=headers)
-            answer = conn.getresponse()
-            data = answer.read()
-            out = {
-                k: v
-                for k, v in answer.getheaders()
-                if k.lower() not in ("transfer-encoding", "connection", "content-length")
-            }
-            self._reply(answer.status, data, out)
-        finally:
-            conn.close()
+        status, headers, data = forward(
+            proxy.upstream,
+            self.command,
+            self.path,
+            self.headers.items(),
+            body,
+            drop=("authorization",),
+        )
+        self._reply(status, data, dict(headers))
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle

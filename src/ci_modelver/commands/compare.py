@@ -263,12 +263,13 @@ def deliver(
     """Job summary, outputs, comment file and the sticky comment; never fails for a read-only token."""
     env = settings.env
     delivery = Delivery()
-    markdown = report_markdown(comparison, template, key)
     summary = env.get("GITHUB_STEP_SUMMARY")
     if summary:
         full = report_markdown(comparison, template, key, limit=SUMMARY_LIMIT // 2)
         append_summary(Path(summary), full)
+    # The comment-sized report is rendered only when something will carry it.
     if comment or comment_file is not None:
+        markdown = report_markdown(comparison, template, key)
         target = comment_file or _default_comment_file(
             env, comparison.candidate.name, key, settings.cwd
         )
