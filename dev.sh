@@ -80,6 +80,8 @@ ensure_test_tools() {
   local missing=()
   command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
   command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+  # actionlint runs shellcheck on every run: script of every workflow.
+  command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
   # npm fetches GitHub's OpenAPI description and webhook examples for the fake GitHub API.
   command -v npm >/dev/null 2>&1 || missing+=(npm)
   if [ ${#missing[@]} -gt 0 ]; then
