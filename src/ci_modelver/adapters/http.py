@@ -1,31 +1,31 @@
 """HTTP to registries: timeouts on every request, bounded retries with backoff, registry auth.
 
-oras-py supplies what it does well (docker config.json, credential helpers, the bearer-token
-request); retries, timeouts and streaming are ours because oras-py retries only HTTP 500,
-ignores Retry-After and sets no timeouts.
+Credentials come from MODELVER_REGISTRY_USERNAME/PASSWORD or docker's config.json
+(``docker_config``); the Basic and bearer-token challenge flow is answered here. oras-py is
+not used: its transfers retry only HTTP 500, ignore Retry-After and set no timeouts, and its
+docker-config lookup is reachable only through private attributes.
 """
 
 from __future__ import annotations
 
 import base64
 import email.utils
-import json
-import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import version
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
+from ci_modelver.adapters import docker_config
 from ci_modelver.core.text import redact_url
-from ci_modelver.errors import InputError, RemoteError
+from ci_modelver.errors import RemoteError
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 BLOCK = 1024 * 1024
@@ -72,13 +72,6 @@ class Credentials:
     basic: str | None  # base64(user:password)
 
 
-def _docker_config_path(env: Mapping[str, str]) -> Path:
-    base = env.get("DOCKER_CONFIG")
-    if base:
-        return Path(base) / "config.json"
-    return Path(env.get("HOME", str(Path.home()))) / ".docker" / "config.json"
-
-
 def find_credentials(host: str, env: Mapping[str, str]) -> Credentials:
     """Credentials for ``host``: MODELVER_REGISTRY_USERNAME/PASSWORD, else docker config.json."""
     user = env.get("MODELVER_REGISTRY_USERNAME")
@@ -87,74 +80,39 @@ def find_credentials(host: str, env: Mapping[str, str]) -> Credentials:
         return Credentials(
             "MODELVER_REGISTRY_USERNAME/MODELVER_REGISTRY_PASSWORD", basic_token(user, password)
         )
-    path = _docker_config_path(env)
-    if not path.is_file():
+    found = docker_config.find(host, env)
+    if found is None:
         return Credentials("no credentials (anonymous)", None)
-    try:
-        config = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        raise InputError(f"{path}: not valid JSON; fix or remove the docker config file") from None
-    _check_docker_config(config, path)
-    # oras-py resolves inline auths, credHelpers and credsStore; it is given the file that
-    # DOCKER_CONFIG names (oras-py itself only looks in ~/.docker). Imported here: it is slow
-    # to import and only needed when a docker config exists.
-    from oras.auth.token import TokenAuth
-
-    # oras-py logs credential-helper problems straight to stderr; only the CLI may print.
-    logging.getLogger("oras").setLevel(logging.CRITICAL)
-    backend = TokenAuth()
-    backend._auth_config = {
-        "auths": dict(config.get("auths") or {}),
-        "credsStore": config.get("credsStore"),
-        "credHelpers": dict(config.get("credHelpers") or {}),
-    }
-    for name in _config_keys(host):
-        if backend._load_auth(name):
-            return Credentials(f"docker config {path} ({name})", backend._basic_auth)
-    return Credentials("no credentials (anonymous)", None)
+    if found.token_only:
+        return Credentials(
+            f"{found.source}, which holds only an identity token and ci-modelver needs a user and password",
+            None,
+        )
+    return Credentials(found.source, basic_token(found.username, found.password))
 
 
-def _check_docker_config(config: object, path: Path) -> None:
-    """The shape docker itself writes; anything else is a file the user must fix (exit 2)."""
-    problem = None
-    if not isinstance(config, dict):
-        problem = "is not a JSON object"
-    elif not isinstance(config.get("auths", {}), dict) or not all(
-        isinstance(v, dict) and isinstance(v.get("auth", ""), str)
-        for v in config.get("auths", {}).values()
-    ):
-        problem = 'has an \'auths\' entry that is not {"host": {"auth": "…"}}'
-    elif not isinstance(config.get("credHelpers", {}), dict) or not all(
-        isinstance(v, str) for v in config.get("credHelpers", {}).values()
-    ):
-        problem = 'has a \'credHelpers\' entry that is not {"host": "helper"}'
-    elif not isinstance(config.get("credsStore", ""), (str, type(None))):
-        problem = "has a 'credsStore' that is not a string"
-    if problem:
-        raise InputError(f"{path}: the docker config {problem}; fix or remove it")
-
-
-def _config_keys(host: str) -> list[str]:
-    keys = [host, f"https://{host}", f"http://{host}"]
-    if host in ("docker.io", "registry-1.docker.io", "index.docker.io"):
-        keys.append("https://index.docker.io/v1/")
-    if host.startswith("localhost"):
-        keys.append(host.replace("localhost", "127.0.0.1", 1))
-    elif host.startswith("127.0.0.1"):
-        keys.append(host.replace("127.0.0.1", "localhost", 1))
-    return keys
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+# A bare value is read up to the next comma or space: some registries leave URLs unquoted.
+_AUTH_PARAM = re.compile(rf'\s*,?\s*({_TOKEN})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))')
 
 
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
-    import oras.auth.utils as oras_auth_utils
+    """``Bearer realm="…",service="…"`` → ``("bearer", {"realm": …, "service": …})``.
 
+    RFC 7235 auth-params: quoted (with backslash escapes) or bare values; parsing stops where
+    a second challenge begins, the first value of a repeated parameter wins, empty ones are
+    left out.
+    """
     scheme, _, rest = header.strip().partition(" ")
     params: dict[str, str] = {}
-    parsed = oras_auth_utils.parse_auth_header(rest)
-    for key in ("realm", "service", "scope"):
-        value = getattr(parsed, key, None)
+    pos = 0
+    while match := _AUTH_PARAM.match(rest, pos):
+        key = match.group(1).lower()
+        quoted = match.group(2)
+        value = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else match.group(3)
         if value:
-            params[key] = value
+            params.setdefault(key, value)
+        pos = match.end()
     return scheme.lower(), params
 
 
