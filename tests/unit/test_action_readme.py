@@ -1,4 +1,5 @@
-"""The README's action input/output tables list exactly what action.yml declares, with its defaults."""
+"""docs/github-action.md's input/output tables list exactly what action.yml declares, with its
+defaults, and say in which modes each output is set."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text("utf-8")
+DOC = (ROOT / "docs" / "github-action.md").read_text("utf-8")
+MODES = {"check", "publish", "promote", "rollback"}
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text("utf-8"))
 
 
 def _table(name: str) -> list[list[str]]:
-    block = README.split(f"<!-- action-{name}:start -->", 1)[1].split(
+    block = DOC.split(f"<!-- action-{name}:start -->", 1)[1].split(
         f"<!-- action-{name}:end -->", 1
     )[0]
     rows = [line for line in block.strip().splitlines() if line.startswith("| `")]
@@ -39,6 +41,13 @@ def test_outputs_table_matches_action_yml() -> None:
     assert names == list(ACTION["outputs"])
     for name, spec in ACTION["outputs"].items():
         assert spec["value"] == f"${{{{ steps.run.outputs.{name} }}}}"
+
+
+def test_outputs_table_says_in_which_modes_each_output_is_set() -> None:
+    for row in _table("outputs"):
+        assert len(row) == 3, row  # output, set in, meaning
+        named = set(re.findall(r"[a-z]+", row[1])) & MODES
+        assert row[1].startswith("every mode") or named, row
 
 
 def test_every_input_reaches_the_entry_point_through_env() -> None:
