@@ -1,12 +1,16 @@
-"""The exception hierarchy. Each class carries the exit code the CLI returns for it."""
+"""The exception hierarchy, and the one place that maps it (and anything else) to exit codes."""
 
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ci_modelver.core.source import Finding
 
 
 class ExitCode(IntEnum):
-    """Exit codes of every ci-modelver command (documented in the README)."""
+    """Exit codes of every ci-modelver command (documented in docs/cli.md)."""
 
     OK = 0
     GATE_FAILED = 1
@@ -20,6 +24,10 @@ class ModelverError(Exception):
     """Root of every error ci-modelver reports on purpose; the message is one line."""
 
     exit_code: ExitCode = ExitCode.INTERNAL
+    # Located problems behind the error (shown before the one-line message), if any.
+    findings: tuple[Finding, ...] = ()
+    # Whether the boundary still has to annotate it in GitHub Actions (False: already done).
+    annotate: bool = True
 
 
 class InputError(ModelverError):
@@ -28,8 +36,54 @@ class InputError(ModelverError):
     exit_code = ExitCode.INVALID_INPUT
 
 
+class InvalidManifest(InputError):
+    """The manifest has findings; the edges print them like ``validate`` does."""
+
+    def __init__(self, file: str, findings: tuple[Finding, ...]) -> None:
+        super().__init__(f"{file}: {len(findings)} problem(s); run 'ci-modelver validate {file}'")
+        self.findings = findings
+
+
+class InvalidMetrics(InputError):
+    """The metrics file given to ``attach`` has findings."""
+
+    def __init__(self, path: str, findings: tuple[Finding, ...]) -> None:
+        super().__init__(f"{path}: {len(findings)} problem(s) in the metrics file")
+        self.findings = findings
+
+
+class TemplateError(InputError):
+    """A report template that does not parse or render; the caller adds the template's path."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"report template: {detail}")
+        self.detail = detail
+
+
+class ArtifactError(InputError):
+    """The content is not a model artifact ci-modelver can read, or is unsafe to unpack."""
+
+
+class UnsafeArchive(InputError):
+    """A tar layer that would write outside its folder, create devices, or exceed the size cap."""
+
+
+class Reported(ModelverError):
+    """A failure the command's own output already described (JSON findings): nothing more is said."""
+
+    def __init__(self, exit_code: ExitCode) -> None:
+        super().__init__("")
+        self.exit_code = exit_code
+
+
 class RemoteError(ModelverError):
     """A registry, network or GitHub failure after retries; retrying may help."""
+
+    exit_code = ExitCode.REMOTE_FAILURE
+
+
+class IntegrityError(ModelverError):
+    """Downloaded bytes do not match their descriptor: never written to the destination."""
 
     exit_code = ExitCode.REMOTE_FAILURE
 
@@ -41,6 +95,24 @@ class ConflictError(ModelverError):
 
 
 class GateFailed(ModelverError):
-    """A gated metric regressed past its tolerance."""
+    """A gated metric regressed past its tolerance, or a dataset no longer matches its digest."""
 
     exit_code = ExitCode.GATE_FAILED
+    annotate = False  # each failed gate is annotated on its own
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The exit code for any exception: ours carry one; OSError splits local (2) from I/O (3)."""
+    if isinstance(exc, ModelverError):
+        return int(exc.exit_code)
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    if isinstance(exc, SystemExit):  # --help and --version
+        return exc.code if isinstance(exc.code, int) else 0
+    if isinstance(exc, OSError):
+        # A local file or folder the user named cannot be used (exit 2); anything else at the
+        # operating-system level is an I/O or network failure that retrying may fix (exit 3).
+        if getattr(exc, "filename", None) is not None:
+            return int(ExitCode.INVALID_INPUT)
+        return int(ExitCode.REMOTE_FAILURE)
+    return int(ExitCode.INTERNAL)

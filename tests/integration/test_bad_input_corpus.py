@@ -741,7 +741,7 @@ REGISTRY = [
     case(
         "promote-alias-digest-header-lies",
         4,
-        "another promotion ran at the same time",
+        "another publish or promotion ran at the same time",
         lambda w: call(
             "promote",
             w.hostile(
@@ -952,7 +952,7 @@ REFERENCES = [
     case(
         "versions-with-tag",
         2,
-        "versions: give a repository without tag or digest",
+        "versions: give the repository without tag or digest",
         lambda w: call("versions", w.version),
     ),
     case(
@@ -1829,7 +1829,7 @@ ENVIRONMENT = [
         "GITHUB_STEP_SUMMARY",
         lambda w: Call(
             ("compare", str(w.model()), "--repository", w.empty),
-            {"GITHUB_STEP_SUMMARY": str(w.tmp)},
+            {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(w.tmp)},
         ),
     ),
 ]

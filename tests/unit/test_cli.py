@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ci_modelver import __version__
-from ci_modelver.commands import validate as validate_command
+from ci_modelver import __version__, validation
 from tests.conftest import EXAMPLE, run_cli
 
 
@@ -84,13 +83,13 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
     assert result.err == f"error: {tmp_path / 'nope.yaml'}: file not found; check the path\n"
 
 
-def _boom(path: Path, display: str | None = None) -> validate_command.ValidationResult:
+def _boom(path: Path, display: str | None = None) -> validation.ValidationResult:
     raise RuntimeError("kaboom")
 
 
 def test_internal_error_exit_70_without_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     # The error boundary itself is under test; a failing command is the only way to reach it.
-    monkeypatch.setattr("ci_modelver.cli.validate_manifest", _boom)
+    monkeypatch.setattr("ci_modelver.commands.validate.validate_manifest", _boom)
     result = run_cli("validate", "x.yaml")
     assert result.code == 70
     assert "Traceback" not in result.err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from ci_modelver.core.report import escape_command_data, escape_command_property, github_annotation
 from ci_modelver.core.source import Finding, format_path
 from ci_modelver.core.validate import (
     license_problem,
@@ -14,6 +13,9 @@ from ci_modelver.core.validate import (
     suggest,
     version_problem,
 )
+from ci_modelver.edges.actions import escape_data as escape_command_data
+from ci_modelver.edges.actions import escape_property as escape_command_property
+from ci_modelver.edges.actions import finding_annotation as github_annotation
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ci_modelver.commands.action import _with_registry_credentials
-from ci_modelver.commands.compare import _default_comment_file
+from ci_modelver.action_entry import with_registry_credentials as _with_registry_credentials
+from ci_modelver.commands.compare import default_comment_file
+from ci_modelver.settings import Settings
 from tests.conftest import run_cli
 from tests.helpers import base_env, make_model
 
@@ -30,7 +31,8 @@ def test_job_token_is_sent_only_to_ghcr() -> None:
 
 
 def test_comment_key_cannot_leave_the_runner_temp(tmp_path: Path) -> None:
-    path = _default_comment_file({"RUNNER_TEMP": str(tmp_path)}, "churn", "../../etc/x", tmp_path)
+    settings = Settings(env={"RUNNER_TEMP": str(tmp_path)}, cwd=tmp_path)
+    path = default_comment_file(settings, "churn", "../../etc/x")
     assert path.parent == tmp_path
     assert path.name == "ci-modelver-comment-churn-.._.._etc_x.md"
 

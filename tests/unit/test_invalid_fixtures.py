@@ -31,7 +31,7 @@ CASES_FILE = INVALID / "cases.yaml"
 TEXT_FINDING = re.compile(
     r"^(?P<file>.+?):(?P<line>\d+):(?P<column>\d+): (?P<message>.*) \((?P<path>\$.*)\)$"
 )
-SUMMARY = re.compile(r"^(?P<file>.+): (?P<count>\d+) problem\(s\); fix them and rerun$")
+SUMMARY = re.compile(r"^error: (?P<file>.+): (?P<count>\d+) problem\(s\); fix them and rerun$")
 
 
 @dataclass(frozen=True)
@@ -311,7 +311,7 @@ def test_every_problem_is_reported_at_once_sorted_by_line() -> None:
     for finding, (_, fragment) in zip(findings, SEVERAL_EXPECTED, strict=True):
         assert finding.file == str(SEVERAL)
         assert fragment in finding.message
-    assert result.err.strip() == f"{SEVERAL}: 6 problem(s); fix them and rerun"
+    assert result.err.strip() == f"error: {SEVERAL}: 6 problem(s); fix them and rerun"
 
 
 def test_every_problem_is_reported_at_once_in_json() -> None:

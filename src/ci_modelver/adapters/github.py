@@ -1,10 +1,9 @@
-"""GitHub: step outputs, the job summary, and the sticky pull-request comment."""
+"""GitHub's REST API: the sticky pull-request comment; reading the event payload."""
 
 from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,42 +11,7 @@ from pathlib import Path
 from ci_modelver.core.text import one_line
 from ci_modelver.errors import InputError, RemoteError
 
-
-def write_outputs(path: Path, values: Mapping[str, str]) -> None:
-    """Append outputs with a random heredoc delimiter so no value can inject another output."""
-    lines = []
-    for key, value in values.items():
-        delimiter = f"ghadelim_{secrets.token_hex(16)}"
-        while delimiter in value:
-            delimiter = f"ghadelim_{secrets.token_hex(16)}"
-        lines.append(f"{key}<<{delimiter}\n{value}\n{delimiter}\n")
-    try:
-        with path.open("a", encoding="utf-8") as out:
-            out.write("".join(lines))
-    except OSError as exc:
-        raise InputError(f"GITHUB_OUTPUT {path}: cannot append: {exc.strerror or exc}") from None
-
-
 DEFAULT_BOT = "github-actions[bot]"
-SUMMARY_LIMIT = 1024 * 1024
-
-
-def append_summary(path: Path, markdown: str) -> None:
-    """Append to ``$GITHUB_STEP_SUMMARY``, keeping the whole file under GitHub's 1 MiB limit."""
-    current = path.stat().st_size if path.is_file() else 0
-    data = markdown if markdown.endswith("\n") else markdown + "\n"
-    room = SUMMARY_LIMIT - current
-    if len(data.encode()) > room:
-        data = "_The ci-modelver report is too large for the job summary; see the report file._\n"
-        if len(data.encode()) > room:
-            return
-    try:
-        with path.open("a", encoding="utf-8") as out:
-            out.write(data)
-    except OSError as exc:
-        raise InputError(
-            f"GITHUB_STEP_SUMMARY {path}: cannot append: {exc.strerror or exc}"
-        ) from None
 
 
 @dataclass(frozen=True)

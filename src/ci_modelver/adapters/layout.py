@@ -17,7 +17,6 @@ from typing import Any
 
 from ci_modelver.adapters.store import (
     BlobSource,
-    IntegrityError,
     Progress,
     iter_file,
     write_verified,
@@ -30,7 +29,7 @@ from ci_modelver.core.modelpack import (
     sha256_digest,
 )
 from ci_modelver.core.refs import DIGEST_RE
-from ci_modelver.errors import InputError
+from ci_modelver.errors import InputError, IntegrityError
 
 LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
 

@@ -13,7 +13,6 @@ import requests
 from ci_modelver.adapters.http import RegistryHTTP, describe_error
 from ci_modelver.adapters.store import (
     BlobSource,
-    IntegrityError,
     Progress,
     index_descriptors,
     write_verified,
@@ -26,7 +25,7 @@ from ci_modelver.core.modelpack import (
     Descriptor,
     sha256_digest,
 )
-from ci_modelver.errors import InputError, RemoteError
+from ci_modelver.errors import InputError, IntegrityError, RemoteError
 
 _TRANSIENT_MANIFEST_ERRORS = {"DIGEST_INVALID", "BLOB_UNKNOWN", "MANIFEST_BLOB_UNKNOWN"}
 

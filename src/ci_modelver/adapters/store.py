@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from ci_modelver.core.modelpack import Descriptor
-from ci_modelver.errors import ExitCode, ModelverError
+from ci_modelver.errors import IntegrityError
 
 CHUNK = 1024 * 1024  # ≥ 1 MiB reads: hashing and copying large weights stay cheap per call
 
@@ -97,12 +97,6 @@ class Store(Protocol):
     def transfer_stats(self) -> dict[str, int]:
         """Requests and retries so far (zero for local stores)."""
         ...
-
-
-class IntegrityError(ModelverError):
-    """Downloaded bytes do not match their descriptor: never written to the destination."""
-
-    exit_code = ExitCode.REMOTE_FAILURE
 
 
 def hash_file(path: Path) -> tuple[str, int]:

@@ -7,11 +7,7 @@ import tarfile
 from pathlib import Path
 
 from ci_modelver.core.validate import relative_path_problem
-from ci_modelver.errors import InputError
-
-
-class UnsafeArchive(InputError):
-    """A tar layer that would write outside its folder, create devices, or exceed the size cap."""
+from ci_modelver.errors import UnsafeArchive
 
 
 def _inside(root: str, path: str) -> bool:

@@ -1,11 +1,11 @@
-"""``ci-modelver compare``: judge a candidate against its baseline and report it (and on the PR)."""
+"""``ci-modelver compare`` and ``comment``: judge a candidate against its baseline, report it."""
 
 from __future__ import annotations
 
+import argparse
 import json
-import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,18 +13,20 @@ from typing import Any
 
 from ci_modelver import __version__
 from ci_modelver.adapters import files
-from ci_modelver.adapters.github import (
-    GitHubClient,
-    append_summary,
-    pull_request_from_event,
-    write_outputs,
-)
+from ci_modelver.adapters.github import GitHubClient, pull_request_from_event
 from ci_modelver.adapters.referrers import evaluations_of
 from ci_modelver.adapters.store import Store
-from ci_modelver.commands.inspect import read_artifact
-from ci_modelver.commands.publish import InvalidManifest, prepare
-from ci_modelver.commands.stores import open_store, repository_for
-from ci_modelver.commands.validate import validate_manifest
+from ci_modelver.commands.toolkit import (
+    Invocation,
+    Parents,
+    load_manifest,
+    metrics_of,
+    open_existing,
+    read_artifact,
+    repository_for,
+    safe_file_part,
+    version_of,
+)
 from ci_modelver.core.audit import Evaluation, overlay
 from ci_modelver.core.compare import Comparison, FileInfo, Side, TrendPoint, compare
 from ci_modelver.core.compare_report import (
@@ -38,16 +40,11 @@ from ci_modelver.core.compare_report import (
 from ci_modelver.core.manifest import Manifest
 from ci_modelver.core.modelpack import ModelArtifact, parse_model_manifest
 from ci_modelver.core.refs import Reference, is_version_tag, parse_ref, semver_key
-from ci_modelver.errors import InputError, ModelverError
+from ci_modelver.errors import GateFailed, InputError, ModelverError, TemplateError
+from ci_modelver.packing import prepare
 from ci_modelver.settings import Settings
 
 DEFAULT_ALIAS = "production"
-
-
-def _metrics_of(record: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    """Metrics of a version record; parse_model_manifest already kept only finite numbers."""
-    metrics = record.get("metrics")
-    return {s: dict(v) for s, v in metrics.items()} if isinstance(metrics, dict) else {}
 
 
 def side_from_artifact(
@@ -55,15 +52,13 @@ def side_from_artifact(
 ) -> Side:
     """A published version as one side of a comparison; attached evaluations override its metrics per set."""
     record = dict(artifact.record or {})
-    version = str(
-        record.get("version") or artifact.annotations.get("org.opencontainers.image.version") or "?"
-    )
+    version = version_of(artifact) or "?"
     return Side(
         name=str(record.get("name") or ref.name),
         version=version,
         digest=artifact.digest,
         ref=str(ref.with_digest(artifact.digest)),
-        metrics=overlay(_metrics_of(record), evaluations),
+        metrics=overlay(metrics_of(record), evaluations),
         hyperparameters=record.get("hyperparameters") or {},
         data=[d for d in record.get("data") or [] if isinstance(d, dict)],
         code=record.get("code") or {},
@@ -75,23 +70,14 @@ def side_from_artifact(
     )
 
 
-def _open_existing(repository: Reference, settings: Settings) -> Store | None:
-    try:
-        return open_store(repository, settings, create=False)
-    except InputError:
-        if repository.kind == "layout":
-            return None  # no embedded store yet: nothing was ever published here
-        raise
-
-
-def _target_of(text: str, repository: Reference) -> tuple[Reference, str]:
+def _target_of(text: str, repository: Reference, option: str) -> tuple[Reference, str]:
     """``--baseline`` may be a full reference, a tag/alias/version, or a digest in the repository."""
     if text.startswith("oci:") or "/" in text:
         ref = parse_ref(text)
         target = ref.digest or ref.tag
         if not target:
             raise InputError(
-                f"--baseline '{text}' names no version; add ':VERSION', ':ALIAS' or '@sha256:…'"
+                f"{option} '{text}' names no version; add ':VERSION', ':ALIAS' or '@sha256:…'"
             )
         return ref.bare(), target
     if text.startswith("sha256:"):
@@ -124,14 +110,15 @@ def choose_baseline(
 ) -> BaselineChoice:
     """--baseline, else the manifest's baseline, else 'production', else the highest lower version."""
     if explicit:
-        ref, target = _target_of(explicit, repository)
-        src = store if ref == repository else _open_existing(ref, settings)
+        option = settings.option("baseline")
+        ref, target = _target_of(explicit, repository, option)
+        src = store if ref == repository else open_existing(ref, settings)
         found = (
             src.resolve(target) if src is not None and not target.startswith("sha256:") else None
         )
         if src is None or (found is None and not target.startswith("sha256:")):
             raise InputError(
-                f"--baseline '{explicit}': not found in {ref}; check 'ci-modelver versions {ref}'"
+                f"{option} '{explicit}': not found in {ref}; check 'ci-modelver versions {ref}'"
             )
         artifact, _ = read_artifact(src, ref, target)
         return BaselineChoice(artifact, ref, explicit)
@@ -161,7 +148,7 @@ def _trend(
             record = parse_model_manifest(data, digest, f"{repository}:{tag}").record or {}
         except ModelverError:
             return None
-        return TrendPoint(tag, _metrics_of(dict(record)))
+        return TrendPoint(tag, metrics_of(dict(record)))
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return [p for p in pool.map(load, versions) if p is not None]
@@ -175,13 +162,22 @@ def run_compare(
     now: Callable[[], float] = time.time,
 ) -> Comparison:
     """Pack the candidate without pushing, find its baseline, judge and diff."""
-    result = validate_manifest(manifest_path, str(manifest_path))
-    if result.manifest is None:
-        raise InvalidManifest(result)
-    manifest = result.manifest
-    packed, _sources = prepare(manifest, manifest_path.parent, settings, now)
+    manifest = load_manifest(manifest_path)
+    return compare_manifest(manifest, manifest_path.parent, settings, baseline=baseline, now=now)
+
+
+def compare_manifest(
+    manifest: Manifest,
+    base: Path,
+    settings: Settings,
+    *,
+    baseline: str | None,
+    now: Callable[[], float] = time.time,
+) -> Comparison:
+    """``run_compare`` for a manifest already validated (files relative to ``base``)."""
+    packed, _sources = prepare(manifest, base, settings, now)
     repository = repository_for(settings, manifest.name)
-    store = _open_existing(repository.bare(), settings)
+    store = open_existing(repository.bare(), settings)
     tags = store.tags() if store is not None else []
     choice = choose_baseline(manifest, baseline, repository.bare(), store, tags, settings)
     record = dict(packed.record)
@@ -203,7 +199,7 @@ def run_compare(
     base_side = None
     if choice.artifact is not None:
         base_store = (
-            store if choice.ref == repository.bare() else _open_existing(choice.ref, settings)
+            store if choice.ref == repository.bare() else open_existing(choice.ref, settings)
         )
         evaluations = (
             evaluations_of(base_store, choice.artifact.digest) if base_store is not None else []
@@ -219,7 +215,7 @@ def run_compare(
 
 @dataclass
 class Delivery:
-    """Where the report went (for outputs and for the CLI to tell the user)."""
+    """Where the report went besides the terminal: the comment file and the sticky comment."""
 
     report_path: Path | None = None
     comment_url: str | None = None
@@ -249,53 +245,25 @@ def report_json(comparison: Comparison) -> str:
     return json.dumps(comparison_json(comparison), indent=2, sort_keys=True, ensure_ascii=False)
 
 
-def deliver(
-    comparison: Comparison,
-    settings: Settings,
-    *,
-    template: str | None,
-    key: str | None,
-    comment: bool,
-    pr: int | None,
-    token: str | None,
-    comment_file: Path | None,
-) -> Delivery:
-    """Job summary, outputs, comment file and the sticky comment; never fails for a read-only token."""
-    env = settings.env
-    delivery = Delivery()
-    summary = env.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        full = report_markdown(comparison, template, key, limit=SUMMARY_LIMIT // 2)
-        append_summary(Path(summary), full)
-    # The comment-sized report is rendered only when something will carry it.
-    if comment or comment_file is not None:
-        markdown = report_markdown(comparison, template, key)
-        target = comment_file or _default_comment_file(
-            env, comparison.candidate.name, key, settings.cwd
-        )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(markdown, encoding="utf-8")
-        delivery.report_path = target
-    if comment:
-        post_comment(delivery, markdown, settings, pr=pr, token=token)
-    output = env.get("GITHUB_OUTPUT")
-    if settings.in_github_actions and output:
-        write_outputs(
-            Path(output),
-            {
-                "regression": "true" if comparison.failed else "false",
-                "report-path": str(delivery.report_path or ""),
-                "comment-url": delivery.comment_url or "",
-                "baseline-digest": comparison.baseline.digest or "" if comparison.baseline else "",
-            },
-        )
-    return delivery
+def summary_markdown(comparison: Comparison, template: str | None, key: str | None) -> str:
+    """The report sized for the job summary (half GitHub's limit: other steps write there too)."""
+    return report_markdown(comparison, template, key, limit=SUMMARY_LIMIT // 2)
 
 
-def _default_comment_file(env: Mapping[str, str], name: str, key: str | None, cwd: Path) -> Path:
-    base = Path(env.get("RUNNER_TEMP") or cwd)
-    suffix = "-" + re.sub(r"[^A-Za-z0-9._-]", "_", key) if key else ""  # never a path separator
+def default_comment_file(settings: Settings, name: str, key: str | None) -> Path:
+    base = Path(settings.env.get("RUNNER_TEMP") or settings.cwd)
+    suffix = "-" + safe_file_part(key) if key else ""
     return base / f"ci-modelver-comment-{name}{suffix}.md"
+
+
+def write_report_file(path: Path, markdown: str, what: str) -> Path:
+    """Write the comment-sized report where a later job (or the user) can pick it up."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(markdown, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{what} {path}: cannot write: {exc.strerror or exc}") from None
+    return path
 
 
 def post_comment(
@@ -311,14 +279,17 @@ def post_comment(
         event_repo, event_number, fork = pull_request_from_event(Path(event_path))
         repo = repo or event_repo
         number = number if number is not None else event_number
+    comment = settings.option("comment")
     if number is None:
         raise InputError(
-            "--comment: no pull request number; pass --pr N or run on a pull_request event"
+            f"{comment}: no pull request number; pass --pr N or run on a pull_request event"
         )
     if not repo:
-        raise InputError("--comment: no repository; set GITHUB_REPOSITORY=owner/name")
+        raise InputError(f"{comment}: no repository; set GITHUB_REPOSITORY=owner/name")
     if not token:
-        raise InputError("--comment: no GitHub token; set GITHUB_TOKEN or pass --github-token")
+        raise InputError(
+            f"{comment}: no GitHub token; set GITHUB_TOKEN or {settings.supply('github-token')}"
+        )
     api = env.get("GITHUB_API_URL") or "https://api.github.com"
     marker = markdown.split("\n", 1)[0]
     client = GitHubClient(api, token, author=env.get("MODELVER_COMMENT_AUTHOR") or None)
@@ -338,6 +309,149 @@ def post_comment(
         )
 
 
+@dataclass(frozen=True)
+class CompareResult:
+    """A comparison, its report in the requested format, and where else it went."""
+
+    comparison: Comparison
+    report: str
+    output: Path | None  # --output: the report went to this file, not to the terminal
+    summary: str | None  # the job summary's Markdown, inside GitHub Actions
+    delivery: Delivery
+    enforce: bool  # a failed gate fails the command (not --no-fail)
+
+    def to_json(self) -> dict[str, Any]:
+        return comparison_json(self.comparison)
+
+    def outputs(self) -> dict[str, str]:
+        c = self.comparison
+        return {
+            "digest": c.candidate.digest or "",
+            "version": c.candidate.version,
+            "regression": "true" if c.failed else "false",
+            "baseline-digest": (c.baseline.digest or "") if c.baseline else "",
+            "report-path": str(self.delivery.report_path or ""),
+            "comment-url": self.delivery.comment_url or "",
+        }
+
+    def failure(self) -> ModelverError | None:
+        c = self.comparison
+        if not (c.failed and self.enforce):
+            return None
+        names = ", ".join(f"{r.set}/{r.metric}" for r in c.failures[:5])
+        return GateFailed(f"regression: {len(c.failures)} gate(s) failed ({names})")
+
+
+def register(sub: Any, parents: Parents) -> None:
+    p = sub.add_parser(
+        "compare",
+        parents=[parents.common, parents.remote],
+        help="compare a candidate with its baseline",
+        description="Compare the manifest's metrics with its baseline (default: the "
+        "'production' alias, else the highest lower version), judge the gates, diff "
+        "hyperparameters, data, code and files; exit 1 when a gate fails.",
+    )
+    p.add_argument("manifest", nargs="?", default="modelver.yaml", metavar="MANIFEST")
+    p.add_argument(
+        "--repository", metavar="REPO", help="where published versions live (as for publish)"
+    )
+    p.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="alias, version, digest or full reference to compare against",
+    )
+    p.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    p.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    p.add_argument(
+        "--template",
+        metavar="FILE",
+        help="Jinja2 template replacing the bundled one (text or markdown)",
+    )
+    p.add_argument(
+        "--comment", action="store_true", help="post or update the sticky pull-request comment"
+    )
+    p.add_argument("--comment-key", metavar="KEY", help="separate sticky comments per matrix job")
+    p.add_argument(
+        "--comment-file",
+        metavar="FILE",
+        help="also write the comment Markdown here (default under $RUNNER_TEMP)",
+    )
+    p.add_argument(
+        "--pr", type=int, metavar="N", help="pull request number (default: from GITHUB_EVENT_PATH)"
+    )
+    p.add_argument("--github-token", metavar="TOKEN", help="default: env GITHUB_TOKEN")
+    p.add_argument(
+        "--no-fail", action="store_true", help="exit 0 even when a gate fails (report only)"
+    )
+    p.set_defaults(run=run)
+
+    p = sub.add_parser(
+        "comment",
+        parents=[parents.common],
+        help="post a saved report as the sticky PR comment",
+        description="Post a report written by 'compare --comment' (e.g. in a fork PR job) "
+        "from a workflow_run job that has a write token.",
+    )
+    p.add_argument("--from-file", required=True, metavar="FILE")
+    p.add_argument("--pr", type=int, metavar="N")
+    p.add_argument("--github-token", metavar="TOKEN", help="default: env GITHUB_TOKEN")
+    p.set_defaults(run=run_comment)
+
+
+def _render(run: Callable[[], str], template_path: str | None) -> str:
+    try:
+        return run()
+    except TemplateError as exc:
+        raise InputError(f"--template {template_path}: {exc.detail}") from None
+
+
+def run(args: argparse.Namespace, inv: Invocation) -> CompareResult:
+    settings = inv.settings
+    template = files.read_text(Path(args.template), args.template) if args.template else None
+    comparison = run_compare(Path(args.manifest), settings, baseline=args.baseline)
+    fmt = args.format
+    if fmt == "json":
+        report = report_json(comparison)
+    elif fmt == "markdown":
+        report = _render(
+            lambda: report_markdown(comparison, template, args.comment_key), args.template
+        )
+    else:
+        report = _render(lambda: report_text(comparison, template), args.template)
+    output = None
+    if args.output:
+        output = Path(args.output)
+        try:
+            output.write_text(report.rstrip("\n") + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise InputError(
+                f"--output {args.output}: cannot write: {exc.strerror or exc}"
+            ) from None
+    markdown_template = template if fmt == "markdown" else None
+    summary = None
+    if settings.in_github_actions:
+        summary = _render(
+            lambda: summary_markdown(comparison, markdown_template, args.comment_key),
+            args.template,
+        )
+    delivery = Delivery()
+    if args.comment or args.comment_file:
+        markdown = _render(
+            lambda: report_markdown(comparison, markdown_template, args.comment_key),
+            args.template,
+        )
+        target = (
+            Path(args.comment_file)
+            if args.comment_file
+            else default_comment_file(settings, comparison.candidate.name, args.comment_key)
+        )
+        delivery.report_path = write_report_file(target, markdown, "--comment-file")
+        if args.comment:
+            token = args.github_token or settings.env.get("GITHUB_TOKEN")
+            post_comment(delivery, markdown, settings, pr=args.pr, token=token)
+    return CompareResult(comparison, report, output, summary, delivery, not args.no_fail)
+
+
 def comment_from_file(
     path: Path, settings: Settings, *, pr: int | None, token: str | None
 ) -> Delivery:
@@ -354,3 +468,8 @@ def comment_from_file(
     delivery = Delivery(report_path=path)
     post_comment(delivery, text, settings, pr=pr, token=token)
     return delivery
+
+
+def run_comment(args: argparse.Namespace, inv: Invocation) -> Delivery:
+    token = args.github_token or inv.settings.env.get("GITHUB_TOKEN")
+    return comment_from_file(Path(args.from_file), inv.settings, pr=args.pr, token=token)

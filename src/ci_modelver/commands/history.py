@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +13,17 @@ from typing import Any
 from ci_modelver.adapters import files
 from ci_modelver.adapters.referrers import evaluations_of, push_referrer
 from ci_modelver.adapters.store import hash_file
-from ci_modelver.commands.inspect import read_artifact, require_target
-from ci_modelver.commands.promote import actor, alias_log, precise_time
-from ci_modelver.commands.stores import open_store
+from ci_modelver.commands.toolkit import (
+    Invocation,
+    Parents,
+    actor,
+    alias_log,
+    open_store,
+    parse_reference,
+    read_artifact,
+    repository_argument,
+    require_target,
+)
 from ci_modelver.core.audit import (
     EVALUATION_TYPE,
     AliasMove,
@@ -23,20 +32,75 @@ from ci_modelver.core.audit import (
     is_internal_tag,
     overlay,
 )
-from ci_modelver.core.modelpack import Descriptor, parse_model_manifest
-from ci_modelver.core.refs import Reference, is_version_tag, parse_ref, semver_key
-from ci_modelver.core.source import Finding
+from ci_modelver.core.context import precise_time
+from ci_modelver.core.modelpack import OCI_MANIFEST, Descriptor, parse_model_manifest
+from ci_modelver.core.refs import Reference, is_version_tag, semver_key
 from ci_modelver.core.validate import metric_value_findings, relative_path_problem, schema_findings
-from ci_modelver.errors import InputError, ModelverError
+from ci_modelver.errors import GateFailed, InputError, InvalidMetrics, ModelverError
 from ci_modelver.settings import Settings
 
 
-class InvalidMetrics(InputError):
-    """The metrics file given to ``attach`` has findings."""
+def register(sub: Any, parents: Parents) -> None:
+    p = sub.add_parser(
+        "history",
+        parents=[parents.common, parents.remote],
+        help="versions, aliases and the alias log",
+        description="Versions in SemVer order with digest, creation time, commit, gated "
+        "metrics and aliases; then every recorded alias move.",
+    )
+    p.add_argument(
+        "repository_ref",
+        nargs="?",
+        metavar="REPO",
+        help="HOST/PATH, oci:DIR or a model name (default: the model of ./modelver.yaml)",
+    )
+    p.add_argument("--format", choices=["table", "markdown", "json"], default="table")
+    p.add_argument("--limit", type=int, metavar="N", help="only the N newest versions and moves")
+    p.set_defaults(run=run_history)
 
-    def __init__(self, path: str, findings: Sequence[Finding]) -> None:
-        super().__init__(f"{path}: {len(findings)} problem(s) in the metrics file")
-        self.findings = tuple(findings)
+    p = sub.add_parser(
+        "reproduce",
+        parents=[parents.common, parents.remote],
+        help="what is needed to rebuild a version",
+        description="Code, data, hyperparameters and framework of a version; --check-data "
+        "hashes local dataset files and exits 1 on a mismatch.",
+    )
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("--check-data", metavar="DIR")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(run=run_reproduce)
+
+    p = sub.add_parser(
+        "attach",
+        parents=[parents.common, parents.remote],
+        help="attach later metrics to a version",
+        description="Attach an evaluation (metrics measured after release) to a version as "
+        "a referrer; the version's digest does not change.",
+    )
+    p.add_argument("ref", metavar="REF")
+    p.add_argument(
+        "--metrics", required=True, metavar="FILE", help="JSON/YAML {set: {metric: number}}"
+    )
+    p.add_argument(
+        "--set",
+        metavar="NAME",
+        help="the evaluation set, for a flat {metric: number} file or to pick one set",
+    )
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(run=run_attach)
+
+
+def run_history(args: argparse.Namespace, inv: Invocation) -> History:
+    return history(args.repository_ref, inv.settings, limit=args.limit)
+
+
+def run_reproduce(args: argparse.Namespace, inv: Invocation) -> Reproduction:
+    check = Path(args.check_data) if args.check_data else None
+    return reproduce(args.ref, inv.settings, check_data=check)
+
+
+def run_attach(args: argparse.Namespace, inv: Invocation) -> AttachResult:
+    return attach(args.ref, Path(args.metrics), inv.settings, set_name=args.set)
 
 
 def _load_metrics(path: Path, set_name: str | None) -> dict[str, dict[str, float]]:
@@ -62,7 +126,7 @@ def _load_metrics(path: Path, set_name: str | None) -> dict[str, dict[str, float
         findings.extend(schema_findings(doc, files.bundled_schema("metrics")))
         findings.extend(metric_value_findings(doc, data, ()))
     if findings:
-        raise InvalidMetrics(str(path), findings)
+        raise InvalidMetrics(str(path), tuple(findings))
     assert isinstance(data, dict)
     if set_name is not None:
         if set_name not in data:
@@ -97,7 +161,7 @@ def attach(
     now: Callable[[], float] = time.time,
 ) -> AttachResult:
     """Attach later metrics to a version as a referrer; the version's digest does not change."""
-    ref = parse_ref(ref_text)
+    ref = parse_reference(ref_text, settings)
     target = require_target(ref, "attach")
     metrics = _load_metrics(metrics_file, set_name)
     store = open_store(ref.bare(), settings, create=False)
@@ -105,7 +169,7 @@ def attach(
     parse_model_manifest(data, digest, str(ref))
     when = precise_time(now())
     evaluation = Evaluation(metrics, when, actor(settings.env), metrics_file.name)
-    subject = Descriptor("application/vnd.oci.image.manifest.v1+json", digest, len(data))
+    subject = Descriptor(OCI_MANIFEST, digest, len(data))
     entry = push_referrer(
         store,
         subject,
@@ -170,13 +234,11 @@ def _gated_metrics(
     return out
 
 
-def history(repo_text: str, settings: Settings, *, limit: int | None) -> History:
+def history(repo_text: str | None, settings: Settings, *, limit: int | None) -> History:
     """Versions (SemVer order) with digests, creation, commit, gated metrics, aliases; the alias log."""
     if limit is not None and limit < 1:
         raise InputError(f"history: --limit must be 1 or more, got {limit}")
-    ref = parse_ref(repo_text)
-    if ref.tag or ref.digest:
-        raise InputError(f"history: give the repository without tag or digest, e.g. '{ref.bare()}'")
+    ref = repository_argument(repo_text, settings, "history")
     store = open_store(ref, settings, create=False)
     tags = store.tags()
     versions = sorted((t for t in tags if is_version_tag(t)), key=semver_key)
@@ -240,6 +302,11 @@ class Reproduction:
     def mismatch(self) -> bool:
         return any(c.status == "mismatch" for c in self.checks)
 
+    def failure(self) -> ModelverError | None:
+        if not self.mismatch:
+            return None
+        return GateFailed("a local dataset does not match the digest recorded at publish time")
+
     def to_json(self) -> dict[str, Any]:
         record = self.record
         return {
@@ -267,7 +334,7 @@ class Reproduction:
 
 def reproduce(ref_text: str, settings: Settings, *, check_data: Path | None) -> Reproduction:
     """What is needed to rebuild a version; with ``check_data``, compare local dataset files."""
-    ref = parse_ref(ref_text)
+    ref = parse_reference(ref_text, settings)
     target = require_target(ref, "reproduce")
     store = open_store(ref.bare(), settings, create=False)
     artifact, _config = read_artifact(store, ref, target)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
@@ -14,10 +15,11 @@ from typing import Any
 import yaml
 
 from ci_modelver.adapters import files
-from ci_modelver.commands.validate import validate_manifest
+from ci_modelver.commands.toolkit import Invocation, Parents
 from ci_modelver.core.source import Finding
 from ci_modelver.core.validate import relative_path_problem
 from ci_modelver.errors import InputError
+from ci_modelver.validation import validate_manifest
 
 MANIFEST = "modelver.yaml"
 METRICS = "metrics.json"
@@ -298,3 +300,28 @@ def init_folder(directory: Path) -> InitResult:
         workflows=tuple(workflow_dir / file for file in workflows),
         findings=findings,
     )
+
+
+def register(sub: Any, parents: Parents) -> None:
+    p = sub.add_parser(
+        "init",
+        parents=[parents.common],
+        help="write a starter modelver.yaml and the example workflows",
+        description="Write DIR/modelver.yaml (name from the folder, version 0.1.0, the model "
+        "files found under DIR with a guessed type) and the example GitHub workflows in "
+        "DIR/.github/workflows; refuses to overwrite any existing file. When no model file "
+        "is found, 'files:' is left empty and the manifest does not validate until you list them.",
+    )
+    p.add_argument(
+        "directory",
+        nargs="?",
+        default=".",
+        metavar="DIR",
+        help="folder of the model (default: the current folder)",
+    )
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, inv: Invocation) -> InitResult:
+    return init_folder(Path(args.directory))

@@ -2,21 +2,63 @@
 
 from __future__ import annotations
 
-import json
+import argparse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from ci_modelver.adapters.referrers import evaluations_of
-from ci_modelver.adapters.store import Store
-from ci_modelver.commands.stores import open_store
+from ci_modelver.commands.toolkit import (
+    Invocation,
+    Parents,
+    open_store,
+    parse_reference,
+    read_artifact,
+    repository_argument,
+    require_target,
+)
 from ci_modelver.core.audit import Evaluation, is_internal_tag, overlay
-from ci_modelver.core.modelpack import ModelArtifact, parse_model_manifest
-from ci_modelver.core.refs import Reference, is_version_tag, parse_ref, semver_key
-from ci_modelver.errors import InputError
+from ci_modelver.core.modelpack import ANN_RECORD, ANN_VERSION, ModelArtifact
+from ci_modelver.core.refs import Reference, is_version_tag, semver_key
 from ci_modelver.settings import Settings
 
-MAX_CONFIG_BYTES = 1024 * 1024
+
+def register(sub: Any, parents: Parents) -> None:
+    p = sub.add_parser(
+        "show",
+        parents=[parents.common, parents.remote],
+        help="show a version record (no weights)",
+        description="Print a version's files, code, data, hyperparameters and metrics "
+        "without downloading its weights.",
+    )
+    p.add_argument(
+        "ref", metavar="REF", help="NAME:VERSION, REPO:VERSION, REPO:ALIAS or REPO@sha256:…"
+    )
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(run=run_show)
+
+    p = sub.add_parser(
+        "versions",
+        parents=[parents.common, parents.remote],
+        help="list versions in SemVer order",
+        description="List the version tags of a repository in SemVer order, with digests.",
+    )
+    p.add_argument(
+        "repository_ref",
+        nargs="?",
+        metavar="REPO",
+        help="HOST/PATH, oci:DIR or a model name (default: the model of ./modelver.yaml)",
+    )
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(run=run_versions)
+
+
+def run_show(args: argparse.Namespace, inv: Invocation) -> Shown:
+    return show(args.ref, inv.settings)
+
+
+def run_versions(args: argparse.Namespace, inv: Invocation) -> VersionList:
+    return versions(args.repository_ref, inv.settings)
 
 
 @dataclass(frozen=True)
@@ -41,7 +83,7 @@ class Shown:
             "name": record.get("name") or descriptor.get("name") or self.ref.name,
             "version": record.get("version")
             or descriptor.get("version")
-            or art.annotations.get("org.opencontainers.image.version")
+            or art.annotations.get(ANN_VERSION)
             or "(no version)",
             "files": [
                 {
@@ -54,44 +96,14 @@ class Shown:
             ],
             "record": record,
             "config": self.config,
-            "annotations": {
-                k: v for k, v in art.annotations.items() if k != "dev.ci-modelver.record"
-            },
+            "annotations": {k: v for k, v in art.annotations.items() if k != ANN_RECORD},
             "evaluations": [{"record": e.record_digest, **e.to_json()} for e in self.evaluations],
         }
 
 
-def require_target(ref: Reference, verb: str) -> str:
-    """The tag or digest a command needs, or InputError saying how to name one."""
-    target = ref.digest or ref.tag
-    if not target:
-        raise InputError(
-            f"{verb}: '{ref}' names no version; add ':VERSION', ':ALIAS' or '@sha256:…'"
-        )
-    return target
-
-
-def read_artifact(
-    store: Store, ref: Reference, target: str
-) -> tuple[ModelArtifact, dict[str, Any]]:
-    """Manifest and config of ``target`` (digests verified), parsed as a model artifact."""
-    data, digest = store.get_manifest(target)
-    artifact = parse_model_manifest(data, digest, str(ref))
-    raw = store.read_blob(artifact.config, MAX_CONFIG_BYTES)
-    try:
-        config = json.loads(raw)
-    except ValueError:
-        raise InputError(
-            f"{ref}: the config blob is not JSON; this is not a model artifact"
-        ) from None
-    if not isinstance(config, dict):
-        raise InputError(f"{ref}: the config blob is not a JSON object")
-    return artifact, config
-
-
 def show(ref_text: str, settings: Settings) -> Shown:
     """The version record of REF, reading only the manifest and the small config blob."""
-    ref = parse_ref(ref_text)
+    ref = parse_reference(ref_text, settings)
     target = require_target(ref, "show")
     store = open_store(ref, settings, create=False)
     artifact, config = read_artifact(store, ref, target)
@@ -107,11 +119,26 @@ class VersionRow:
     aliases: tuple[str, ...]
 
 
-def versions(repo_text: str, settings: Settings) -> tuple[Reference, list[VersionRow]]:
+@dataclass(frozen=True)
+class VersionList:
+    """The version tags of one repository, SemVer order."""
+
+    repository: Reference
+    rows: tuple[VersionRow, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "repository": str(self.repository),
+            "versions": [
+                {"version": r.version, "digest": r.digest, "aliases": list(r.aliases)}
+                for r in self.rows
+            ],
+        }
+
+
+def versions(repo_text: str | None, settings: Settings) -> VersionList:
     """Version tags in SemVer order (not lexical) with their digests and aliases."""
-    ref = parse_ref(repo_text)
-    if ref.tag or ref.digest:
-        raise InputError(f"versions: give a repository without tag or digest, e.g. '{ref.bare()}'")
+    ref = repository_argument(repo_text, settings, "versions")
     store = open_store(ref, settings, create=False)
     tags = [t for t in store.tags() if not is_internal_tag(t)]
     with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
@@ -119,7 +146,7 @@ def versions(repo_text: str, settings: Settings) -> tuple[Reference, list[Versio
     digests = {tag: d.digest for tag, d in zip(tags, found, strict=True) if d is not None}
     aliases: dict[str, list[str]] = {}
     for tag, digest in digests.items():
-        if not is_version_tag(tag) and not is_internal_tag(tag):
+        if not is_version_tag(tag):
             aliases.setdefault(digest, []).append(tag)
     rows = [
         VersionRow(tag, digest, tuple(sorted(aliases.get(digest, []))))
@@ -127,4 +154,4 @@ def versions(repo_text: str, settings: Settings) -> tuple[Reference, list[Versio
         if is_version_tag(tag)
     ]
     rows.sort(key=lambda r: semver_key(r.version))
-    return ref, rows
+    return VersionList(ref, tuple(rows))

@@ -2,37 +2,65 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import argparse
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci_modelver.adapters.git import GitInfo, read_git
-from ci_modelver.adapters.github import write_outputs
-from ci_modelver.adapters.hashcache import DigestCache, cache_path
-from ci_modelver.adapters.store import BlobSource, Progress, Store
-from ci_modelver.commands.stores import open_store, repository_for
-from ci_modelver.commands.validate import ValidationResult, validate_manifest
+from ci_modelver.adapters.store import Progress, Store
+from ci_modelver.commands.toolkit import (
+    Invocation,
+    Parents,
+    load_manifest,
+    move_tag,
+    open_store,
+    repository_for,
+)
 from ci_modelver.core.audit import is_internal_tag
 from ci_modelver.core.manifest import Manifest
-from ci_modelver.core.modelpack import OCI_MANIFEST, Packed, PackedFile, Provenance, pack
+from ci_modelver.core.modelpack import OCI_MANIFEST, Packed
 from ci_modelver.core.refs import Reference, check_tag, is_version_tag
-from ci_modelver.core.source import Finding
 from ci_modelver.errors import ConflictError, InputError
+from ci_modelver.packing import prepare
 from ci_modelver.settings import Settings
 
 
-class InvalidManifest(InputError):
-    """The manifest has findings; the CLI prints them like ``validate`` does."""
+def register(sub: Any, parents: Parents) -> None:
+    p = sub.add_parser(
+        "publish",
+        parents=[parents.common, parents.remote],
+        help="publish a model version",
+        description="Validate, pack and push the manifest's version under an "
+        "immutable version tag. Default store: oci:.modelver/<name>.",
+    )
+    p.add_argument("manifest", nargs="?", default="modelver.yaml", metavar="MANIFEST")
+    p.add_argument(
+        "--repository",
+        metavar="REPO",
+        help="HOST/PATH or oci:DIR (default: env MODELVER_REPOSITORY, else oci:.modelver/<name>)",
+    )
+    p.add_argument("--tag", action="append", metavar="EXTRA", help="also tag as EXTRA (repeatable)")
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="upload in PATCH chunks of this size (e.g. 4194304 for ghcr.io); default one PUT",
+    )
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(run=run)
 
-    def __init__(self, result: ValidationResult) -> None:
-        super().__init__(
-            f"{result.file}: {len(result.findings)} problem(s); run 'ci-modelver validate {result.file}'"
-        )
-        self.findings: tuple[Finding, ...] = result.findings
+
+def run(args: argparse.Namespace, inv: Invocation) -> PublishResult:
+    return publish(
+        Path(args.manifest),
+        inv.settings,
+        extra_tags=args.tag or (),
+        progress=inv.progress("uploaded"),
+    )
 
 
 @dataclass(frozen=True)
@@ -55,6 +83,9 @@ class PublishResult:
     def ref(self) -> str:
         return str(self.repository.with_digest(self.digest))
 
+    def outputs(self) -> dict[str, str]:
+        return {"digest": self.digest, "ref": self.ref, "version": self.version}
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -71,118 +102,6 @@ class PublishResult:
             },
             "http": {"requests": self.requests, "retries": self.retries},
         }
-
-
-def rfc3339(epoch: float) -> str:
-    """UTC, second precision, 'Z' suffix: the one timestamp format in our artifacts."""
-    return dt.datetime.fromtimestamp(int(epoch), tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def created_time(
-    env: Mapping[str, str], git: GitInfo, newest_mtime: float | None, now: Callable[[], float]
-) -> str:
-    """SOURCE_DATE_EPOCH, else the commit time of HEAD, else the newest file modification time.
-
-    Outside git the clock would make every re-publish of unchanged files a new digest (and so
-    exit 4); the files' own times keep it idempotent. The clock is the last resort only.
-    """
-    raw = env.get("SOURCE_DATE_EPOCH")
-    if raw:
-        if not (raw.isascii() and raw.isdigit()) or int(raw) > 253402300799:
-            raise InputError(
-                f"SOURCE_DATE_EPOCH={raw[:40]!r} is not a number of seconds since 1970 (up to the year 9999)"
-            )
-        return rfc3339(int(raw))
-    if git.commit_time is not None:
-        return rfc3339(git.commit_time)
-    if newest_mtime is not None:
-        return rfc3339(newest_mtime)
-    return rfc3339(now())
-
-
-def code_info(manifest: Manifest, env: Mapping[str, str], git: GitInfo) -> dict[str, Any]:
-    """The manifest's ``code`` block, completed from GitHub Actions variables or git."""
-    code: dict[str, Any] = {}
-    if env.get("GITHUB_ACTIONS") == "true" and env.get("GITHUB_SHA"):
-        server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
-        repo = env.get("GITHUB_REPOSITORY", "")
-        code["commit"] = env["GITHUB_SHA"]
-        if repo:
-            code["repository"] = f"{server}/{repo}"
-            if env.get("GITHUB_RUN_ID"):
-                code["runUrl"] = f"{server}/{repo}/actions/runs/{env['GITHUB_RUN_ID']}"
-    else:
-        if git.commit:
-            code["commit"] = git.commit
-        if git.repository:
-            code["repository"] = git.repository
-    if git.dirty is not None:
-        code["dirty"] = git.dirty
-    if git.path:
-        code["path"] = git.path
-    if manifest.code:
-        declared = {
-            "repository": manifest.code.repository,
-            "commit": manifest.code.commit,
-            "path": manifest.code.path,
-        }
-        code.update({k: v for k, v in declared.items() if v})
-    return code
-
-
-def _newest_mtime(base: Path, manifest: Manifest) -> float | None:
-    times = []
-    for rel in [*(f.path for f in manifest.files), *(d.path for d in manifest.data if d.path)]:
-        try:
-            times.append((base / rel).stat().st_mtime)
-        except OSError:
-            continue
-    return max(times) if times else None
-
-
-def _hash_all(
-    cache: DigestCache, base: Path, paths: Sequence[str], workers: int
-) -> list[tuple[str, int]]:
-    # hashlib releases the GIL on large updates, so threads hash files in parallel.
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda p: cache.digest(base / p), paths))
-
-
-def prepare(
-    manifest: Manifest, base: Path, settings: Settings, now: Callable[[], float]
-) -> tuple[Packed, list[BlobSource]]:
-    """Hash files and datasets, gather provenance, build the artifact (nothing is sent)."""
-    git = read_git(base)
-    cache = DigestCache(cache_path(settings.env))
-    hashes = _hash_all(cache, base, [f.path for f in manifest.files], settings.concurrency)
-    files = [
-        PackedFile(
-            f.path, f.type, digest, size, executable=bool((base / f.path).stat().st_mode & 0o111)
-        )
-        for f, (digest, size) in zip(manifest.files, hashes, strict=True)
-    ]
-    data: list[dict[str, str]] = []
-    for dataset in manifest.data:
-        entry = {"name": dataset.name, "uri": dataset.uri}
-        if dataset.path:
-            entry["path"] = dataset.path
-            entry["digest"] = cache.digest(base / dataset.path)[0]
-        elif dataset.digest:
-            entry["digest"] = dataset.digest
-        data.append(entry)
-    provenance = Provenance(
-        created=created_time(settings.env, git, _newest_mtime(base, manifest), now),
-        code=code_info(manifest, settings.env, git),
-        data=data,
-    )
-    packed = pack(manifest, files, provenance)
-    cache.save()
-    sources = [
-        BlobSource(layer, f.path, path=base / f.path)
-        for layer, f in zip(packed.layers, files, strict=True)
-    ]
-    sources.append(BlobSource(packed.config_descriptor, "config", data=packed.config))
-    return packed, sources
 
 
 def _check_tag_free(store: Store, tag: str, digest: str) -> bool:
@@ -238,10 +157,31 @@ def publish(
     sleep: Callable[[float], None] = time.sleep,
 ) -> PublishResult:
     """Publish the manifest's version; idempotent for identical content, exit 4 on a conflict."""
-    result = validate_manifest(manifest_path, str(manifest_path))
-    if result.manifest is None:
-        raise InvalidManifest(result)
-    manifest = result.manifest
+    manifest = load_manifest(manifest_path)
+    return publish_manifest(
+        manifest,
+        manifest_path.parent,
+        settings,
+        extra_tags=extra_tags,
+        progress=progress,
+        now=now,
+        clock=clock,
+        sleep=sleep,
+    )
+
+
+def publish_manifest(
+    manifest: Manifest,
+    base: Path,
+    settings: Settings,
+    *,
+    extra_tags: Sequence[str] = (),
+    progress: Progress,
+    now: Callable[[], float] = time.time,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PublishResult:
+    """``publish`` for a manifest already validated (files relative to ``base``)."""
     for tag in extra_tags:
         check_tag(tag, "--tag")
         if is_internal_tag(tag):
@@ -251,9 +191,9 @@ def publish(
     repository = repository_for(settings, manifest.name)
     if repository.tag or repository.digest:
         raise InputError(
-            f"--repository '{repository}' must not carry a tag or digest; the version tag is '{manifest.version}'"
+            f"{settings.option('repository')} '{repository}' must not carry a tag or digest; the version tag is '{manifest.version}'"
         )
-    packed, sources = prepare(manifest, manifest_path.parent, settings, now)
+    packed, sources = prepare(manifest, base, settings, now)
     store = open_store(repository, settings, create=True)
     already = _check_tag_free(store, manifest.version, packed.digest)
     for tag in extra_tags:
@@ -270,7 +210,7 @@ def publish(
     for tag in extra_tags:
         if is_version_tag(tag) and _check_tag_free(store, tag, packed.digest):
             continue
-        store.put_manifest(tag, packed.manifest, OCI_MANIFEST)
+        move_tag(store, tag, packed.manifest, OCI_MANIFEST, packed.digest)
     outcome = PublishResult(
         manifest.name,
         manifest.version,
@@ -283,9 +223,4 @@ def publish(
         sent,
         **store.transfer_stats(),
     )
-    output = settings.env.get("GITHUB_OUTPUT")
-    if settings.in_github_actions and output:
-        write_outputs(
-            Path(output), {"digest": outcome.digest, "ref": outcome.ref, "version": outcome.version}
-        )
     return outcome

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import tempfile
@@ -12,18 +13,55 @@ from typing import Any
 
 from ci_modelver.adapters.store import Progress, hash_file
 from ci_modelver.adapters.tarball import extract
-from ci_modelver.commands.inspect import read_artifact, require_target
-from ci_modelver.commands.stores import open_store
-from ci_modelver.core.modelpack import (
-    LAYER_TYPES,
-    ArtifactError,
-    Descriptor,
-    is_tar_layer,
-    safe_layer_paths,
+from ci_modelver.commands.toolkit import (
+    Invocation,
+    Parents,
+    open_store,
+    parse_reference,
+    read_artifact,
+    require_target,
 )
-from ci_modelver.core.refs import parse_ref
-from ci_modelver.errors import InputError
+from ci_modelver.core.modelpack import LAYER_TYPES, Descriptor, is_tar_layer, safe_layer_paths
+from ci_modelver.errors import ArtifactError, InputError
 from ci_modelver.settings import Settings
+
+
+def register(sub: Any, parents: Parents) -> None:
+    p = sub.add_parser(
+        "pull",
+        parents=[parents.common, parents.remote],
+        help="download and verify a version",
+        description="Download a version's files into a folder, verifying every digest.",
+    )
+    p.add_argument(
+        "ref", metavar="REF", help="NAME:VERSION, REPO:VERSION, REPO:ALIAS or REPO@sha256:…"
+    )
+    p.add_argument("--output", "-o", metavar="DIR", help="target folder (default ./<name>)")
+    p.add_argument(
+        "--only",
+        metavar="TYPES",
+        help="comma-separated file types: weight,weight-config,doc,code,dataset",
+    )
+    p.add_argument(
+        "--max-size", metavar="SIZE", help="refuse versions larger than SIZE in all (e.g. 20G)"
+    )
+    p.add_argument(
+        "--max-file-size", metavar="SIZE", help="refuse any single file larger than SIZE"
+    )
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, inv: Invocation) -> PullResult:
+    return pull(
+        args.ref,
+        inv.settings,
+        output=Path(args.output) if args.output else None,
+        only=parse_only(args.only),
+        progress=inv.progress("downloaded"),
+        max_total=parse_size(args.max_size, "--max-size"),
+        max_file=parse_size(args.max_file_size, "--max-file-size"),
+    )
 
 
 @dataclass(frozen=True)
@@ -138,7 +176,7 @@ def pull(
     max_file: int | None = None,
 ) -> PullResult:
     """Download and verify REF's files into ``output`` (default ./<name>)."""
-    ref = parse_ref(ref_text)
+    ref = parse_reference(ref_text, settings)
     target = require_target(ref, "pull")
     store = open_store(ref, settings, create=False)
     artifact, _config = read_artifact(store, ref, target)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ci_modelver.core.manifest import Gate, Metrics
+from ci_modelver.core.text import natural_key
 
 IMPROVED = "improved"
 UNCHANGED = "unchanged"
@@ -123,7 +124,7 @@ def judge(
 
 
 def _ordered_union(first: Iterable[str], second: Iterable[str]) -> list[str]:
-    return sorted(set(first) | set(second))
+    return sorted(set(first) | set(second), key=natural_key)
 
 
 def compare_metrics(

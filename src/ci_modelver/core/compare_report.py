@@ -27,7 +27,7 @@ from ci_modelver.core.compare import (
     Side,
 )
 from ci_modelver.core.text import one_line
-from ci_modelver.errors import InputError
+from ci_modelver.errors import TemplateError
 
 COMMENT_LIMIT = 65_536  # GitHub's maximum issue comment body (characters)
 SUMMARY_LIMIT = 1024 * 1024  # GitHub's maximum job summary size
@@ -290,14 +290,6 @@ def render(template: str, view: dict[str, Any]) -> str:
     except jinja2.TemplateError as exc:
         raise TemplateError(one_line(str(exc), 200)) from None
     return rendered
-
-
-class TemplateError(InputError):
-    """A report template that does not parse or render; the CLI adds the template's path."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(f"report template: {detail}")
-        self.detail = detail
 
 
 def render_markdown(

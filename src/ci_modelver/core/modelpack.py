@@ -15,7 +15,7 @@ from typing import Any
 from ci_modelver.core.manifest import FileType, Manifest
 from ci_modelver.core.refs import DIGEST_RE
 from ci_modelver.core.validate import is_finite_number, relative_path_problem
-from ci_modelver.errors import InputError
+from ci_modelver.errors import ArtifactError, InputError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -303,10 +303,6 @@ class ModelArtifact:
 
     def file_type(self, layer: Descriptor) -> str:
         return FILE_TYPE_OF.get(layer.media_type, layer.media_type)
-
-
-class ArtifactError(InputError):
-    """The content is not a model artifact ci-modelver can read, or is unsafe to unpack."""
 
 
 def _descriptor(raw: Any, where: str, source: str) -> Descriptor:

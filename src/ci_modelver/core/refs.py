@@ -2,6 +2,7 @@
 
 Registry:  HOST[:PORT]/PATH[:TAG|@sha256:HEX]   e.g. ghcr.io/acme/models/iris:1.2.0
 Layout:    oci:DIR[:TAG|@sha256:HEX]            e.g. oci:.modelver/iris:1.2.0 (skopeo's form)
+Model:     NAME[:TAG|@sha256:HEX]               e.g. iris:1.2.0 (that model in the default store)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ SEMVER_RE = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$"
 )
+MODEL_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 LAYOUT_PREFIX = "oci:"
 _UNSAFE = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029]")
 
@@ -111,6 +113,26 @@ def _split_target(text: str) -> tuple[str, str | None, str | None]:
     if colon > slash and colon != -1:
         return text[:colon], check_tag(text[colon + 1 :]), None
     return text, None, None
+
+
+def split_model_ref(text: str) -> tuple[str, str | None, str | None] | None:
+    """``NAME[:TAG|@DIGEST]`` → (name, tag, digest); None when ``text`` is not a bare model name.
+
+    A bare name has no '/' and no ``oci:`` prefix, so it can never be mistaken for a registry
+    reference (which always has HOST/PATH).
+    """
+    if "/" in text or text.startswith(LAYOUT_PREFIX) or len(text) > 128 + 1 + 128 + 71:
+        return None
+    name, at, digest = text.partition("@")
+    tag = None
+    if not at:
+        name, colon, tag_text = text.partition(":")
+        tag = tag_text if colon else None
+    if len(name) > 128 or not MODEL_NAME_RE.match(name):
+        return None
+    if at:
+        return name, None, check_digest(digest)
+    return name, check_tag(tag, "tag") if tag is not None else None, None
 
 
 def parse_ref(text: str) -> Reference:

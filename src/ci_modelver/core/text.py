@@ -49,3 +49,26 @@ def redact_url(url: str) -> str:
         safe=":/,",
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders digit runs by value: ``set2`` before ``set10``."""
+    parts = [
+        (0, int(part)) if part.isdigit() else (1, part.casefold())
+        for part in _DIGITS.split(text)
+        if part
+    ]
+    # The text itself breaks ties ("a1" vs "a01"), so the order is total and stable.
+    return (*parts, (2, text))
+
+
+def human_size(size: float) -> str:
+    """1536 → '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from ci_modelver.core.report import human_size
+from ci_modelver.core.text import human_size
 
 
 @dataclass

@@ -1,0 +1,243 @@
+"""Steps every command shares: manifests, references, stores, artifacts, who and when, tag moves.
+
+Command modules import this module, never each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import re
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ci_modelver.adapters import files
+from ci_modelver.adapters.http import RegistryHTTP, RetryPolicy, find_credentials
+from ci_modelver.adapters.layout import LayoutStore
+from ci_modelver.adapters.registry import RegistryStore
+from ci_modelver.adapters.store import Progress, Store
+from ci_modelver.core.audit import AliasMove, alias_of_audit_tag, parse_move
+from ci_modelver.core.manifest import Manifest
+from ci_modelver.core.modelpack import ANN_VERSION, ModelArtifact, parse_model_manifest
+from ci_modelver.core.refs import Reference, is_loopback, parse_ref, split_model_ref
+from ci_modelver.errors import ConflictError, InputError, InvalidManifest
+from ci_modelver.settings import Settings
+from ci_modelver.validation import validate_manifest
+
+DEFAULT_MANIFEST = Path("modelver.yaml")
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Parents:
+    """Shared argparse parents: ``common`` (--debug) and ``remote`` (transfer flags)."""
+
+    common: argparse.ArgumentParser
+    remote: argparse.ArgumentParser
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What a command's ``run(args, inv)`` gets besides its flags: settings and the progress sink."""
+
+    settings: Settings
+    progress: Callable[[str], Progress]  # a Progress for a verb ("uploaded", "downloaded")
+
+
+# --- manifests ---------------------------------------------------------------------------
+
+
+def load_manifest(path: Path) -> Manifest:
+    """The validated manifest at ``path``; InvalidManifest (with every finding) otherwise."""
+    result = validate_manifest(path, str(path))
+    if result.manifest is None:
+        raise InvalidManifest(result.file, result.findings)
+    return result.manifest
+
+
+def manifest_name(path: Path) -> str | None:
+    """Only the ``name:`` of a manifest, without checking its files (they may not exist yet)."""
+    if not path.is_file():
+        return None
+    data = files.load_document(path, str(path)).data
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and split_model_ref(name) == (name, None, None) else None
+
+
+# --- references and stores ---------------------------------------------------------------
+
+
+def default_repository(name: str) -> str:
+    """The embedded default: an OCI layout under ./.modelver/<name>."""
+    return f"oci:.modelver/{name}"
+
+
+def repository_for(settings: Settings, name: str) -> Reference:
+    """--repository, else MODELVER_REPOSITORY, else the embedded layout store."""
+    return parse_ref(settings.repository or default_repository(name))
+
+
+def parse_reference(text: str, settings: Settings) -> Reference:
+    """A full reference, or a bare model name (``NAME[:TAG|@DIGEST]``) in the default store."""
+    bare = split_model_ref(text.strip(" \t"))
+    if bare is None:
+        return parse_ref(text)
+    name, tag, digest = bare
+    repository = repository_for(settings, name).bare()
+    if digest:
+        return repository.with_digest(digest)
+    return repository.with_tag(tag) if tag else repository
+
+
+def require_target(ref: Reference, verb: str) -> str:
+    """The tag or digest a command needs, or InputError saying how to name one."""
+    target = ref.digest or ref.tag
+    if not target:
+        raise InputError(
+            f"{verb}: '{ref}' names no version; add ':VERSION', ':ALIAS' or '@sha256:…'"
+        )
+    return target
+
+
+def repository_argument(text: str | None, settings: Settings, verb: str) -> Reference:
+    """A repository (or model name) without tag or digest; by default the ./modelver.yaml model."""
+    if text is None:
+        name = manifest_name(settings.cwd / DEFAULT_MANIFEST)
+        if name is None:
+            raise InputError(
+                f"{verb}: give a repository (HOST/PATH, oci:DIR or a model name); "
+                f"there is no usable {DEFAULT_MANIFEST} in {settings.cwd} to take the model from"
+            )
+        return repository_for(settings, name).bare()
+    ref = parse_reference(text, settings)
+    if ref.tag or ref.digest:
+        raise InputError(f"{verb}: give the repository without tag or digest, e.g. '{ref.bare()}'")
+    return ref
+
+
+def open_store(ref: Reference, settings: Settings, *, create: bool) -> Store:
+    """A Store for ``ref``'s repository; a layout is created only when ``create``."""
+    if ref.kind == "layout":
+        root = Path(ref.repository)
+        if not root.is_absolute():
+            root = settings.cwd / root
+        store = LayoutStore(root, create=create)
+        store.display = f"oci:{ref.repository}"
+        return store
+    plain = settings.plain_http or is_loopback(ref.host)
+    http = RegistryHTTP(
+        ref.host,
+        plain_http=plain,
+        credentials=find_credentials(ref.host, settings.env),
+        # A single request may take a quarter of the retry budget (at most a minute), so a stalled
+        # registry still leaves room for retries within --timeout.
+        policy=RetryPolicy(
+            budget=settings.timeout, timeout=min(60.0, max(2.0, settings.timeout / 4))
+        ),
+        pool_size=settings.concurrency + 2,
+        log=settings.log,
+    )
+    return RegistryStore(http, ref.path, chunk_size=settings.chunk_size)
+
+
+def open_existing(ref: Reference, settings: Settings) -> Store | None:
+    """The store, or None for an embedded layout that was never created (nothing published)."""
+    try:
+        return open_store(ref, settings, create=False)
+    except InputError:
+        if ref.kind == "layout":
+            return None
+        raise
+
+
+# --- artifacts ---------------------------------------------------------------------------
+
+
+def read_artifact(
+    store: Store, ref: Reference, target: str
+) -> tuple[ModelArtifact, dict[str, Any]]:
+    """Manifest and config of ``target`` (digests verified), parsed as a model artifact."""
+    data, digest = store.get_manifest(target)
+    artifact = parse_model_manifest(data, digest, str(ref))
+    raw = store.read_blob(artifact.config, MAX_CONFIG_BYTES)
+    try:
+        config = json.loads(raw)
+    except ValueError:
+        raise InputError(
+            f"{ref}: the config blob is not JSON; this is not a model artifact"
+        ) from None
+    if not isinstance(config, dict):
+        raise InputError(f"{ref}: the config blob is not a JSON object")
+    return artifact, config
+
+
+def version_of(artifact: ModelArtifact) -> str | None:
+    """The version a model artifact records (our record first, then the OCI annotation)."""
+    record = artifact.record or {}
+    version = record.get("version") or artifact.annotations.get(ANN_VERSION)
+    return str(version) if version else None
+
+
+def metrics_of(record: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """Metrics of a version record; parse_model_manifest already kept only finite numbers."""
+    metrics = record.get("metrics")
+    return {s: dict(v) for s, v in metrics.items()} if isinstance(metrics, dict) else {}
+
+
+def alias_log(store: Store, workers: int, alias: str | None = None) -> list[AliasMove]:
+    """Every recorded alias move (optionally of one alias), oldest first."""
+    tags = [t for t in store.tags() if alias_of_audit_tag(t) is not None]
+    if alias is not None:
+        tags = [t for t in tags if alias_of_audit_tag(t) == alias]
+
+    def load(tag: str) -> AliasMove | None:
+        found = store.find_manifest(tag)
+        return parse_move(found[0], found[1]) if found else None
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        moves = [m for m in pool.map(load, tags) if m is not None]
+    return sorted(moves, key=lambda m: (m.time, m.record_digest or ""))
+
+
+# --- tags --------------------------------------------------------------------------------
+
+
+def move_tag(store: Store, tag: str, data: bytes, media_type: str, digest: str) -> None:
+    """PUT the exact manifest bytes under ``tag``, then re-read it: ConflictError if a rival won.
+
+    The bytes are never re-serialised, so the tag resolves to the very same digest. Registries
+    have no conditional PUT; the re-read catches a concurrent move that landed in between.
+    """
+    store.put_manifest(tag, data, media_type)
+    landed = store.resolve(tag)
+    if landed is None or landed.digest != digest:
+        raise ConflictError(
+            f"{store.display}:{tag} resolves to {landed.digest if landed else 'nothing'} right after "
+            f"it was moved to {digest}: another publish or promotion ran at the same time; "
+            "check 'ci-modelver history'"
+        )
+
+
+# --- who --------------------------------------------------------------------
+
+
+def actor(env: Mapping[str, str]) -> str:
+    """Who is acting: GITHUB_ACTOR in Actions, else the local user."""
+    if env.get("GITHUB_ACTOR"):
+        return env["GITHUB_ACTOR"]
+    for key in ("USER", "LOGNAME", "USERNAME"):
+        if env.get(key):
+            return env[key]
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+def safe_file_part(text: str) -> str:
+    """A string usable inside one file name (never a path separator)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)

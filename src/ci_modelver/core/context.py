@@ -1,0 +1,35 @@
+"""When and where a run happens, from values (an epoch, an environment mapping): no I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+
+def rfc3339(epoch: float) -> str:
+    """UTC, second precision, 'Z' suffix: the one timestamp format in our artifacts."""
+    return dt.datetime.fromtimestamp(int(epoch), tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def precise_time(epoch: float) -> str:
+    """RFC 3339 UTC with microseconds: audit records sort by it."""
+    return dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def server_url(env: Mapping[str, str]) -> str:
+    """The GitHub web server (github.com, or a GitHub Enterprise Server)."""
+    return env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+
+
+def repository_url(env: Mapping[str, str]) -> str | None:
+    """The web URL of the GitHub repository running the workflow, if any."""
+    repo = env.get("GITHUB_REPOSITORY")
+    return f"{server_url(env)}/{repo}" if repo else None
+
+
+def run_url(env: Mapping[str, str]) -> str | None:
+    """The URL of the GitHub Actions run we are part of, if any."""
+    repo = repository_url(env)
+    if repo and env.get("GITHUB_RUN_ID"):
+        return f"{repo}/actions/runs/{env['GITHUB_RUN_ID']}"
+    return None

@@ -1,0 +1,1 @@
+"""The two edges that write: the terminal and GitHub Actions."""

@@ -1,0 +1,473 @@
+"""The terminal edge: the Console (the only writer of stdout/stderr) and a renderer per result.
+
+Renderers are picked by result type and ``--format`` name; ``json`` is the same for every
+result (its ``to_json()``, stable keys). Inside GitHub Actions every line we print that may
+carry outside text is neutralised so the runner can never read it as a workflow command.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TextIO
+
+from ci_modelver.commands.compare import CompareResult, Delivery
+from ci_modelver.commands.history import AttachResult, History, Reproduction
+from ci_modelver.commands.init import InitResult
+from ci_modelver.commands.inspect import Shown, VersionList
+from ci_modelver.commands.promote import MoveResult
+from ci_modelver.commands.publish import PublishResult
+from ci_modelver.commands.pull import PullResult
+from ci_modelver.commands.schema import SchemaDocument
+from ci_modelver.commands.validate import Validated
+from ci_modelver.core.source import Finding
+from ci_modelver.core.text import human_size, natural_key, one_line
+from ci_modelver.edges.actions import finding_annotation, neutralise
+
+
+def finding_line(finding: Finding) -> str:
+    """``FILE:LINE:COL: message (JSON path)``."""
+    text = f"{finding.file}:{finding.line}:{finding.column}: {finding.message} ({finding.path})"
+    return one_line(text)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return str(value)
+
+
+def _show_header(doc: dict[str, Any], record: dict[str, Any]) -> list[str]:
+    created = record.get("created") or doc.get("annotations", {}).get(
+        "org.opencontainers.image.created", "-"
+    )
+    lines = [
+        f"{doc.get('name')} {doc.get('version')}",
+        f"  ref:       {doc['ref']}",
+        f"  created:   {created}",
+    ]
+    for key, label in (("description", "about"), ("license", "license")):
+        if record.get(key):
+            lines.append(f"  {label + ':':<10} {record[key]}")
+    code = record.get("code") or {}
+    if code:
+        dirty = " (dirty tree)" if code.get("dirty") else ""
+        lines.append(
+            f"  code:      {code.get('repository', '-')} @ {code.get('commit', '-')}{dirty}"
+        )
+        if code.get("runUrl"):
+            lines.append(f"  CI run:    {code['runUrl']}")
+    framework = record.get("framework")
+    if framework:
+        lines.append(
+            f"  framework: {framework.get('name')} {framework.get('version', '')}".rstrip()
+        )
+    return lines
+
+
+def _show_sections(record: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    if record.get("data"):
+        lines.append("data:")
+        lines.extend(
+            f"  {d.get('name')}: {d.get('uri')} {d.get('digest', '')}".rstrip()
+            for d in record["data"]
+        )
+    params = record.get("hyperparameters") or {}
+    if params:
+        lines.append("hyperparameters:")
+        lines.extend(f"  {key}: {_scalar(params[key])}" for key in sorted(params))
+    metrics = record.get("metrics") or {}
+    if metrics:
+        lines.append("metrics:")
+        for set_name in sorted(metrics, key=natural_key):
+            shown = ", ".join(
+                f"{m}={_scalar(metrics[set_name][m])}"
+                for m in sorted(metrics[set_name], key=natural_key)
+            )
+            lines.append(f"  {set_name}: {shown}")
+    return lines
+
+
+def show_text(doc: dict[str, Any]) -> str:
+    """The version record of ``show`` for terminals (input: ``Shown.to_json()``)."""
+    record = doc.get("record") or {}
+    lines = _show_header(doc, record)
+    lines.append("files:")
+    for f in doc.get("files", []):
+        lines.append(
+            f"  {f['type']:<13} {human_size(f['size']):>10}  {f['digest'][:19]}…  {f['path']}"
+        )
+    lines.extend(_show_sections(record))
+    if not record:
+        lines.append("(no ci-modelver version record: published by another ModelPack tool)")
+    return "\n".join(lines)
+
+
+def versions_text(repository: str, rows: Sequence[tuple[str, str, Sequence[str]]]) -> str:
+    """``versions`` for terminals: one line per version, oldest first."""
+    if not rows:
+        return f"{repository}: no versions published yet"
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{repository}"]
+    for version, digest, aliases in rows:
+        suffix = f"  ← {', '.join(aliases)}" if aliases else ""
+        lines.append(f"  {version:<{width}}  {digest}{suffix}")
+    return "\n".join(lines)
+
+
+def _short(digest: str | None) -> str:
+    return digest[:19] + "…" if digest else "—"
+
+
+def history_text(doc: dict[str, Any], markdown: bool) -> str:
+    """``history`` as a terminal table or Markdown (input: ``History.to_json()``)."""
+
+    def cell(value: Any) -> str:
+        text = one_line("—" if value in (None, "") else str(value), 120)
+        return text.replace("|", "\\|") if markdown else text
+
+    version_rows = [
+        [
+            cell(v["version"]),
+            _short(v["digest"]),
+            cell(v["created"]),
+            cell((v["commit"] or "")[:12]),
+            cell(
+                ", ".join(
+                    f"{k}={v['gatedMetrics'][k]:.4g}"
+                    for k in sorted(v["gatedMetrics"], key=natural_key)
+                )
+            ),
+            cell(", ".join(v["aliases"])),
+        ]
+        for v in doc["versions"]
+    ]
+    move_rows = [
+        [
+            cell(m["time"]),
+            cell(m["alias"]),
+            cell(m["action"]),
+            cell(m["fromVersion"] or _short(m["from"])),
+            cell(m["toVersion"] or _short(m["to"])),
+            cell(m["actor"]),
+            cell(m["reason"]),
+        ]
+        for m in doc["aliasLog"]
+    ]
+    sections = [
+        (
+            f"Versions of {doc['repository']}",
+            ["version", "digest", "created", "commit", "gated metrics", "aliases"],
+            version_rows,
+        ),
+        ("Alias log", ["time", "alias", "action", "from", "to", "actor", "reason"], move_rows),
+    ]
+    out: list[str] = []
+    for title, head, rows in sections:
+        if markdown:
+            out += [
+                f"### {cell(title)}",
+                "",
+                "| " + " | ".join(head) + " |",
+                "|" + "---|" * len(head),
+            ]
+            out += ["| " + " | ".join(r) + " |" for r in rows] or [
+                "| " + " | ".join(["—"] * len(head)) + " |"
+            ]
+            out.append("")
+        else:
+            widths = [
+                max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+                for i, h in enumerate(head)
+            ]
+            out.append(title)
+            out.append(
+                "  " + "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()
+            )
+            out += [
+                "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                for r in rows
+            ] or ["  (none)"]
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def reproduce_text(doc: dict[str, Any]) -> str:
+    """``reproduce`` for terminals (input: ``Reproduction.to_json()``)."""
+    code = doc.get("code") or {}
+    lines = [f"{doc.get('name')} {doc.get('version')}  ({doc['ref']})", "code:"]
+    lines.append(f"  repository: {code.get('repository', '—')}")
+    lines.append(
+        f"  commit:     {code.get('commit', '—')}"
+        + ("  (published from a dirty tree!)" if code.get("dirty") else "")
+    )
+    if code.get("path"):
+        lines.append(f"  path:       {code['path']}")
+    if code.get("runUrl"):
+        lines.append(f"  CI run:     {code['runUrl']}")
+    framework = doc.get("framework") or {}
+    if framework:
+        lines.append(f"framework: {framework.get('name')} {framework.get('version', '')}".rstrip())
+        for key, value in sorted((framework.get("extra") or {}).items()):
+            lines.append(f"  {key}: {_scalar(value)}")
+    lines.append("data:")
+    for item in doc.get("data") or []:
+        lines.append(f"  {item.get('name')}: {item.get('uri')}  {item.get('digest', '')}".rstrip())
+    lines.append("hyperparameters:")
+    for key, value in sorted((doc.get("hyperparameters") or {}).items()):
+        lines.append(f"  {key}: {_scalar(value)}")
+    lines.append(
+        "commands: " + ("; ".join(doc["commands"]) if doc.get("commands") else "none recorded")
+    )
+    if doc.get("dataCheck"):
+        lines.append("data check:")
+        for check in doc["dataCheck"]:
+            lines.append(
+                f"  {check['name']}: {check['status']}"
+                + (f" (found {check['found']})" if check["status"] == "mismatch" else "")
+            )
+    if code.get("repository") and code.get("commit"):
+        lines.append(
+            f"to rebuild: git clone {code['repository']} && git -C <clone> checkout {code['commit']}"
+        )
+    return "\n".join(one_line(line) for line in lines)
+
+
+# --- the renderers, one per result type ------------------------------------------------------
+
+
+OUT, ERR, COMMAND = "out", "err", "command"
+
+
+class Lines:
+    """What a renderer produced, in order: text for stdout or stderr, and our workflow commands."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def out(self, *texts: str) -> None:
+        self.items += [(OUT, text) for text in texts]
+
+    def err(self, *texts: str) -> None:
+        self.items += [(ERR, text) for text in texts]
+
+    def command(self, *lines: str) -> None:
+        self.items += [(COMMAND, line) for line in lines]
+
+    def text(self, stream: str) -> str:
+        """Everything written to one stream, for tests and callers that need a string."""
+        return "\n".join(text for kind, text in self.items if kind == stream)
+
+
+def _validate(validated: Validated, fmt: str, in_actions: bool, lines: Lines) -> None:
+    result = validated.result
+    annotate = fmt == "github" or in_actions
+    for finding in result.findings:
+        if fmt != "github":
+            lines.out(finding_line(finding))
+        if annotate:
+            lines.command(finding_annotation(finding, title="invalid manifest"))
+    if result.manifest:
+        m = result.manifest
+        lines.out(
+            f"{result.file}: valid — {m.name} {m.version}, {len(m.files)} file(s), "
+            f"{sum(len(v) for v in m.metrics.values())} metric(s), {len(m.gates)} gate(s)"
+        )
+
+
+def _publish(result: PublishResult, fmt: str, in_actions: bool, lines: Lines) -> None:
+    verb = "already published (no bytes sent)" if result.status == "unchanged" else "published"
+    lines.out(
+        f"{result.name} {result.version} {verb}",
+        f"  digest: {result.digest}",
+        f"  ref:    {result.ref}",
+        f"  tags:   {', '.join(result.tags)}",
+    )
+    if result.status == "published":
+        lines.out(
+            f"  blobs:  {result.uploaded} uploaded ({human_size(result.bytes_uploaded)}), "
+            f"{result.present} already present"
+        )
+
+
+def _pull(result: PullResult, fmt: str, in_actions: bool, lines: Lines) -> None:
+    fetched = sum(1 for f in result.files if f[2])
+    lines.out(
+        f"pulled {result.digest} into {result.output}: {len(result.files)} file(s), "
+        f"{fetched} downloaded, {len(result.files) - fetched} already up to date; all digests verified"
+    )
+
+
+def _show(result: Shown, fmt: str, in_actions: bool, lines: Lines) -> None:
+    lines.out(show_text(result.to_json()))
+
+
+def _versions(result: VersionList, fmt: str, in_actions: bool, lines: Lines) -> None:
+    rows = [(r.version, r.digest, r.aliases) for r in result.rows]
+    lines.out(versions_text(str(result.repository), rows))
+
+
+def _compare(result: CompareResult, fmt: str, in_actions: bool, lines: Lines) -> None:
+    if result.output is None:
+        lines.out(result.report.rstrip("\n"))
+    _delivery(result.delivery, lines, lines.err)
+
+
+def _delivery(delivery: Delivery, lines: Lines, where: Callable[..., None]) -> None:
+    lines.err(*(f"warning: {w}" for w in delivery.warnings))
+    if delivery.comment_url:
+        where(f"comment {delivery.comment_action}: {delivery.comment_url}")
+
+
+def _comment(result: Delivery, fmt: str, in_actions: bool, lines: Lines) -> None:
+    _delivery(result, lines, lines.out)
+
+
+def _move(result: MoveResult, fmt: str, in_actions: bool, lines: Lines) -> None:
+    move = result.move
+    target = f"{move.to_version or '?'} ({move.to_digest})"
+    if not result.changed:
+        lines.out(f"{result.repository}:{move.alias} already points at {target}; nothing changed")
+        return
+    before = f"{move.from_version or '?'} ({move.from_digest})" if move.from_digest else "nothing"
+    lines.out(
+        f"{move.action}: {result.repository}:{move.alias} {before} -> {target}",
+        f"  recorded as {result.repository}:{result.record_tag} by {move.actor} at {move.time}",
+    )
+
+
+def _history(result: History, fmt: str, in_actions: bool, lines: Lines) -> None:
+    lines.out(history_text(result.to_json(), markdown=fmt == "markdown").rstrip("\n"))
+
+
+def _reproduce(result: Reproduction, fmt: str, in_actions: bool, lines: Lines) -> None:
+    lines.out(reproduce_text(result.to_json()))
+
+
+def _attach(result: AttachResult, fmt: str, in_actions: bool, lines: Lines) -> None:
+    sets = ", ".join(sorted(result.evaluation.metrics, key=natural_key))
+    lines.out(
+        f"attached {sets} to {result.ref}@{result.digest} (record "
+        f"{result.evaluation.record_digest}); the version's digest is unchanged"
+    )
+
+
+def _init(result: InitResult, fmt: str, in_actions: bool, lines: Lines) -> None:
+    kinds = ", ".join(
+        f"{sum(1 for _, k in result.files if k == kind)} {kind}"
+        for kind in dict.fromkeys(k for _, k in result.files)
+    )
+    listed = f"{len(result.files)} file(s) ({kinds})" if result.files else "no files"
+    metrics = f", metrics: {result.metrics}" if result.metrics else ""
+    out = lines.out
+    out(f"wrote {result.manifest}: {result.name} {result.version}, {listed}{metrics}")
+    out(*(f"wrote {workflow}" for workflow in result.workflows))
+    if result.left_out:
+        out(
+            f"note: {result.left_out} more model file(s) were found but not listed; add the ones you need"
+        )
+    if not result.files:
+        out(
+            f"next: no model file was found — edit 'files:' in {result.manifest} (at least one); "
+            "until then it does not validate"
+        )
+    elif result.findings:
+        out(*(finding_line(finding) for finding in result.findings))
+        out(f"next: fix the problem(s) above in {result.manifest}")
+    else:
+        out(
+            f"next: check {result.manifest} (add data, hyperparameters, metrics and gates), "
+            f"then 'ci-modelver validate {result.manifest}'"
+        )
+    if not (result.directory / ".git").exists():
+        out(
+            "note: GitHub reads workflows from the repository root's .github/workflows; if "
+            f"{result.directory} is not the root, move them there and set 'manifest:' in each"
+        )
+
+
+def _schema(result: SchemaDocument, fmt: str, in_actions: bool, lines: Lines) -> None:
+    lines.out(json.dumps(result.schema, indent=2, ensure_ascii=False))
+
+
+Renderer = Callable[[Any, str, bool, Lines], None]
+RENDERERS: Mapping[type, Renderer] = {
+    Validated: _validate,
+    PublishResult: _publish,
+    PullResult: _pull,
+    Shown: _show,
+    VersionList: _versions,
+    CompareResult: _compare,
+    Delivery: _comment,
+    MoveResult: _move,
+    History: _history,
+    Reproduction: _reproduce,
+    AttachResult: _attach,
+    InitResult: _init,
+    SchemaDocument: _schema,
+}
+# Results whose JSON is their own document (a report, or a schema), not ``to_json()``.
+_OWN_JSON: Mapping[type, Callable[[Any], str]] = {
+    CompareResult: lambda r: r.report,
+    SchemaDocument: lambda r: json.dumps(r.schema, indent=2, ensure_ascii=False),
+}
+
+
+def render(result: object, fmt: str, *, in_actions: bool) -> Lines:
+    """Lines for ``result`` in the format named ``fmt`` (text, table, markdown, json, github)."""
+    lines = Lines()
+    kind = type(result)
+    if fmt == "json" and kind in _OWN_JSON:
+        lines.out(_OWN_JSON[kind](result).rstrip("\n"))
+        if isinstance(result, CompareResult):
+            _delivery(result.delivery, lines, lines.err)
+    elif fmt == "json":
+        to_json: Callable[[], Any] = result.to_json  # type: ignore[attr-defined]
+        lines.out(json.dumps(to_json(), indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        RENDERERS[kind](result, fmt, in_actions, lines)
+    return lines
+
+
+# --- the console ------------------------------------------------------------------------------
+
+
+class Console:
+    """The only place that writes to the terminal (stdout and stderr)."""
+
+    def __init__(self, out: TextIO, err: TextIO, *, in_actions: bool = False) -> None:
+        self.out = out
+        self.err = err
+        self.in_actions = in_actions
+
+    def print(self, text: str = "") -> None:
+        """A line (or lines) that may carry outside text."""
+        _write(self.out, neutralise(text) if self.in_actions else text)
+
+    def error(self, text: str) -> None:
+        _write(self.err, neutralise(text) if self.in_actions else text)
+
+    def command(self, line: str) -> None:
+        """A workflow command built (and escaped) by the Actions edge: printed as is."""
+        _write(self.out, line)
+
+    def show(self, lines: Lines) -> None:
+        for kind, text in lines.items:
+            if kind == COMMAND:
+                self.command(text)
+            elif kind == ERR:
+                self.error(text)
+            else:
+                self.print(text)
+
+
+def _write(stream: TextIO, text: str) -> None:
+    try:
+        stream.write(text + "\n")
+        # Flushed at once: in CI logs stdout and stderr must interleave in the order written.
+        stream.flush()
+    except UnicodeEncodeError:
+        # Lone surrogates or characters the terminal cannot show: escape, never crash.
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        stream.write(text.encode(encoding, "backslashreplace").decode(encoding) + "\n")

@@ -1,0 +1,124 @@
+"""Packing a candidate: hash its files and datasets, gather provenance, build the artifact."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ci_modelver.adapters.git import GitInfo, read_git
+from ci_modelver.adapters.hashcache import DigestCache, cache_path
+from ci_modelver.adapters.store import BlobSource
+from ci_modelver.core.context import repository_url, rfc3339, run_url
+from ci_modelver.core.manifest import Manifest
+from ci_modelver.core.modelpack import Packed, PackedFile, Provenance, pack
+from ci_modelver.errors import InputError
+from ci_modelver.settings import Settings
+
+
+def created_time(
+    env: Mapping[str, str], git: GitInfo, newest_mtime: float | None, now: Callable[[], float]
+) -> str:
+    """SOURCE_DATE_EPOCH, else the commit time of HEAD, else the newest file modification time.
+
+    Outside git the clock would make every re-publish of unchanged files a new digest (and so
+    exit 4); the files' own times keep it idempotent. The clock is the last resort only.
+    """
+    raw = env.get("SOURCE_DATE_EPOCH")
+    if raw:
+        if not (raw.isascii() and raw.isdigit()) or int(raw) > 253402300799:
+            raise InputError(
+                f"SOURCE_DATE_EPOCH={raw[:40]!r} is not a number of seconds since 1970 (up to the year 9999)"
+            )
+        return rfc3339(int(raw))
+    if git.commit_time is not None:
+        return rfc3339(git.commit_time)
+    if newest_mtime is not None:
+        return rfc3339(newest_mtime)
+    return rfc3339(now())
+
+
+def code_info(manifest: Manifest, settings: Settings, git: GitInfo) -> dict[str, Any]:
+    """The manifest's ``code`` block, completed from GitHub Actions variables or git."""
+    env = settings.env
+    code: dict[str, Any] = {}
+    if settings.in_github_actions and env.get("GITHUB_SHA"):
+        code["commit"] = env["GITHUB_SHA"]
+        repository, run = repository_url(env), run_url(env)
+        if repository:
+            code["repository"] = repository
+        if run:
+            code["runUrl"] = run
+    else:
+        if git.commit:
+            code["commit"] = git.commit
+        if git.repository:
+            code["repository"] = git.repository
+    if git.dirty is not None:
+        code["dirty"] = git.dirty
+    if git.path:
+        code["path"] = git.path
+    if manifest.code:
+        declared = {
+            "repository": manifest.code.repository,
+            "commit": manifest.code.commit,
+            "path": manifest.code.path,
+        }
+        code.update({k: v for k, v in declared.items() if v})
+    return code
+
+
+def _newest_mtime(base: Path, manifest: Manifest) -> float | None:
+    times = []
+    for rel in [*(f.path for f in manifest.files), *(d.path for d in manifest.data if d.path)]:
+        try:
+            times.append((base / rel).stat().st_mtime)
+        except OSError:
+            continue
+    return max(times) if times else None
+
+
+def _hash_all(
+    cache: DigestCache, base: Path, paths: Sequence[str], workers: int
+) -> list[tuple[str, int]]:
+    # hashlib releases the GIL on large updates, so threads hash files in parallel.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda p: cache.digest(base / p), paths))
+
+
+def prepare(
+    manifest: Manifest, base: Path, settings: Settings, now: Callable[[], float]
+) -> tuple[Packed, list[BlobSource]]:
+    """Hash files and datasets, gather provenance, build the artifact (nothing is sent)."""
+    git = read_git(base)
+    cache = DigestCache(cache_path(settings.env))
+    hashes = _hash_all(cache, base, [f.path for f in manifest.files], settings.concurrency)
+    files = [
+        PackedFile(
+            f.path, f.type, digest, size, executable=bool((base / f.path).stat().st_mode & 0o111)
+        )
+        for f, (digest, size) in zip(manifest.files, hashes, strict=True)
+    ]
+    data: list[dict[str, str]] = []
+    for dataset in manifest.data:
+        entry = {"name": dataset.name, "uri": dataset.uri}
+        if dataset.path:
+            entry["path"] = dataset.path
+            entry["digest"] = cache.digest(base / dataset.path)[0]
+        elif dataset.digest:
+            entry["digest"] = dataset.digest
+        data.append(entry)
+    provenance = Provenance(
+        created=created_time(settings.env, git, _newest_mtime(base, manifest), now),
+        code=code_info(manifest, settings, git),
+        data=data,
+    )
+    packed = pack(manifest, files, provenance)
+    cache.save()
+    sources = [
+        BlobSource(layer, f.path, path=base / f.path)
+        for layer, f in zip(packed.layers, files, strict=True)
+    ]
+    sources.append(BlobSource(packed.config_descriptor, "config", data=packed.config))
+    return packed, sources

@@ -1,0 +1,205 @@
+"""Manifest validation with the file system: every problem of a manifest (and its metrics file) at once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ci_modelver.adapters import files
+from ci_modelver.core.manifest import Manifest, build_manifest
+from ci_modelver.core.source import Finding, SourceDoc
+from ci_modelver.core.validate import (
+    gate_findings,
+    license_problem,
+    metric_value_findings,
+    normalise_relative,
+    relative_path_problem,
+    schema_findings,
+)
+from ci_modelver.errors import InputError, ModelverError
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """Findings of one manifest; ``manifest`` is set only when there are none."""
+
+    file: str
+    findings: tuple[Finding, ...]
+    manifest: Manifest | None
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "file": self.file,
+            "valid": self.ok,
+            "findings": [f.to_json() for f in self.findings],
+        }
+        if self.manifest:
+            doc.update(name=self.manifest.name, version=self.manifest.version)
+        return doc
+
+    def failure(self) -> ModelverError | None:
+        if self.ok:
+            return None
+        return InputError(f"{self.file}: {len(self.findings)} problem(s); fix them and rerun")
+
+
+def validate_manifest(path: Path, display: str | None = None) -> ValidationResult:
+    """Validate ``path``; raises InputError only when the file cannot be read at all."""
+    shown = display if display is not None else str(path)
+    doc = files.load_document(path, shown)
+    findings = list(doc.problems)
+    metrics: dict[str, Any] = {}
+    if doc.data is None and not doc.problems:
+        findings.append(
+            doc.finding((), "the manifest is empty (null); write name, version and files")
+        )
+    elif doc.data is not None and not isinstance(doc.data, dict):
+        findings.append(
+            doc.finding(
+                (),
+                "a manifest must be a mapping (name: …, version: …, files: …), "
+                f"got {'a list' if isinstance(doc.data, list) else 'a single value'}",
+            )
+        )
+    elif isinstance(doc.data, dict):
+        findings.extend(schema_findings(doc, files.bundled_schema("modelver")))
+        findings.extend(_license(doc))
+        findings.extend(_model_files(doc, path.parent))
+        findings.extend(_datasets(doc, path.parent))
+        metric_findings, metrics, where, usable = _metrics(doc, path.parent)
+        findings.extend(metric_findings)
+        if usable:
+            findings.extend(_gates(doc, metrics, where))
+    ordered = tuple(sorted(set(findings), key=lambda f: (f.file != shown, *f.sort_key())))
+    manifest = build_manifest(doc.data, metrics) if not ordered else None
+    return ValidationResult(shown, ordered, manifest)
+
+
+def _license(doc: SourceDoc) -> Iterator[Finding]:
+    value = doc.data.get("license")
+    if isinstance(value, str) and value:
+        problem = license_problem(value)
+        if problem:
+            yield doc.finding(("license",), f"{problem}; e.g. 'Apache-2.0' or 'MIT OR Apache-2.0'")
+
+
+def _entries(doc: SourceDoc, key: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    value = doc.data.get(key)
+    if isinstance(value, list):
+        for i, entry in enumerate(value):
+            if isinstance(entry, dict):
+                yield i, entry
+
+
+def _model_files(doc: SourceDoc, base: Path) -> Iterator[Finding]:
+    seen: dict[str, int] = {}
+    for i, entry in _entries(doc, "files"):
+        raw = entry.get("path")
+        if not isinstance(raw, str) or not raw:
+            continue
+        where = ("files", i, "path")
+        problem = relative_path_problem(raw)
+        if problem:
+            yield doc.finding(where, f"file path '{raw}' {problem}")
+            continue
+        canonical = normalise_relative(raw)
+        if canonical in seen:
+            yield doc.finding(
+                where, f"file '{raw}' is listed twice (also files[{seen[canonical]}])"
+            )
+            continue
+        seen[canonical] = i
+        check = files.check_file(base, canonical, must_stay_inside=True)
+        if check.problem:
+            yield doc.finding(where, f"file '{raw}' {check.problem.value}")
+
+
+def _datasets(doc: SourceDoc, base: Path) -> Iterator[Finding]:
+    names: dict[str, int] = {}
+    for i, entry in _entries(doc, "data"):
+        name = entry.get("name")
+        if isinstance(name, str):
+            if name in names:
+                yield doc.finding(
+                    ("data", i, "name"),
+                    f"dataset name '{name}' is used twice (also data[{names[name]}])",
+                )
+            names.setdefault(name, i)
+        raw = entry.get("path")
+        if not isinstance(raw, str) or not raw:
+            continue
+        problem = _local_path_problem(raw)
+        if problem:
+            yield doc.finding(("data", i, "path"), f"dataset path '{raw}' {problem}")
+            continue
+        check = files.check_file(base, raw, must_stay_inside=False)
+        if check.problem:
+            yield doc.finding(("data", i, "path"), f"dataset file '{raw}' {check.problem.value}")
+
+
+def _metrics(doc: SourceDoc, base: Path) -> tuple[list[Finding], dict[str, Any], str, bool]:
+    """Findings, the metrics, where they came from, and whether gates can be checked against them."""
+    value = doc.data.get("metrics")
+    if isinstance(value, dict):
+        return metric_value_findings(doc, value, ("metrics",)), value, "metrics", True
+    if not isinstance(value, str) or not value:
+        return [], {}, "metrics", not isinstance(value, (list, int, float, bool))
+    where = ("metrics",)
+    problem = _local_path_problem(value)
+    if problem:
+        return [doc.finding(where, f"metrics path '{value}' {problem}")], {}, value, False
+    check = files.check_file(base, value, must_stay_inside=False)
+    if check.problem:
+        return (
+            [doc.finding(where, f"metrics file '{value}' {check.problem.value}")],
+            {},
+            value,
+            False,
+        )
+    shown = os.path.join(os.path.dirname(doc.file), value)
+    try:
+        mdoc = files.load_document(base / value, shown)
+    except InputError as exc:
+        return [doc.finding(where, str(exc))], {}, value, False
+    found = list(mdoc.problems)
+    if mdoc.data is None:
+        if not found:
+            found.append(
+                mdoc.finding((), "the metrics file is empty (null); write {set: {metric: number}}")
+            )
+        return found, {}, value, False
+    found.extend(schema_findings(mdoc, files.bundled_schema("metrics")))
+    found.extend(metric_value_findings(mdoc, mdoc.data, ()))
+    data = mdoc.data if isinstance(mdoc.data, dict) else {}
+    return found, data, value, isinstance(mdoc.data, dict)
+
+
+def _local_path_problem(path: str) -> str | None:
+    """Dataset and metrics files may live outside the manifest's folder, but must be relative."""
+    if path.startswith("/") or "\\" in path:
+        return "must be relative to the manifest's folder, using '/'"
+    if any(ord(c) < 32 for c in path):
+        return "contains a control character"
+    return None
+
+
+def _gates(doc: SourceDoc, metrics: dict[str, Any], where: str) -> list[Finding]:
+    gates = doc.data.get("gates")
+    if not isinstance(gates, dict) or not gates:
+        return []
+    if "metrics" not in doc.data:
+        return [
+            doc.finding(
+                ("gates",),
+                "gates need metrics to judge: add 'metrics' (inline or a file)",
+                key=True,
+            )
+        ]
+    return gate_findings(doc, gates, metrics, where)
