@@ -44,6 +44,15 @@ class InvalidManifest(InputError):
         self.findings = findings
 
 
+class DocumentTooLarge(InputError):
+    """A YAML/JSON document nested or sized past our limits, found while it is being built."""
+
+    def __init__(self, message: str, line: int, column: int) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+
+
 class InvalidMetrics(InputError):
     """The metrics file given to ``attach`` has findings."""
 

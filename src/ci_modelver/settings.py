@@ -54,21 +54,27 @@ class Settings:
             else _int_env(env, "MODELVER_CONCURRENCY", DEFAULT_CONCURRENCY)
         )
         if not 1 <= conc <= 64:
-            raise InputError(f"--concurrency must be between 1 and 64, got {conc}")
+            raise InputError(
+                f"--concurrency (env MODELVER_CONCURRENCY) must be between 1 and 64, got {conc}"
+            )
         budget = (
             timeout
             if timeout is not None
             else float(_int_env(env, "MODELVER_TIMEOUT", int(DEFAULT_TIMEOUT)))
         )
         if not math.isfinite(budget) or budget <= 0:
-            raise InputError(f"--timeout must be a positive number of seconds, got {budget:g}")
+            raise InputError(
+                f"--timeout (env MODELVER_TIMEOUT) must be a positive number of seconds, got {budget:g}"
+            )
         chunk = (
             chunk_size
             if chunk_size is not None
             else (_int_env(env, "MODELVER_CHUNK_SIZE", 0) or None)
         )
         if chunk is not None and chunk < 1024:
-            raise InputError(f"--chunk-size must be at least 1024 bytes, got {chunk}")
+            raise InputError(
+                f"--chunk-size (env MODELVER_CHUNK_SIZE) must be at least 1024 bytes, got {chunk}"
+            )
         plain = plain_http or env.get("MODELVER_PLAIN_HTTP", "").lower() in ("1", "true", "yes")
         return cls(
             env,

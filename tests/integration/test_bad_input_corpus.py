@@ -999,13 +999,13 @@ ARGUMENTS = [
     case(
         "concurrency-zero",
         2,
-        "--concurrency must be between 1 and 64, got 0",
+        "--concurrency (env MODELVER_CONCURRENCY) must be between 1 and 64, got 0",
         lambda w: call("show", w.version, "--concurrency", "0"),
     ),
     case(
         "concurrency-65",
         2,
-        "--concurrency must be between 1 and 64, got 65",
+        "--concurrency (env MODELVER_CONCURRENCY) must be between 1 and 64, got 65",
         lambda w: call("pull", w.version, "--concurrency", "65"),
     ),
     case(
@@ -1017,13 +1017,13 @@ ARGUMENTS = [
     case(
         "timeout-negative",
         2,
-        "--timeout must be a positive number of seconds, got -1",
+        "--timeout (env MODELVER_TIMEOUT) must be a positive number of seconds, got -1",
         lambda w: call("show", w.version, "--timeout", "-1"),
     ),
     case(
         "timeout-zero",
         2,
-        "--timeout must be a positive number of seconds, got 0",
+        "--timeout (env MODELVER_TIMEOUT) must be a positive number of seconds, got 0",
         lambda w: call("versions", w.store, "--timeout", "0"),
     ),
     case(
@@ -1178,7 +1178,7 @@ ARGUMENTS = [
     case(
         "chunk-size-10",
         2,
-        "--chunk-size must be at least 1024 bytes, got 10",
+        "--chunk-size (env MODELVER_CHUNK_SIZE) must be at least 1024 bytes, got 10",
         lambda w: call("publish", str(w.model()), "--repository", w.empty, "--chunk-size", "10"),
     ),
     case(

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from ci_modelver.core.source import Finding, JsonPath, Position, SourceDoc, format_path
-from ci_modelver.errors import InputError
+from ci_modelver.errors import DocumentTooLarge, InputError
 
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 # Aliases let a tiny document expand into a huge one ("billion laughs"); cap what we walk.
@@ -103,7 +103,7 @@ def parse_document(text: str, display: str) -> SourceDoc:
     builder = _Builder(display)
     try:
         data = builder.build(node, (), 0)
-    except _TooLarge as exc:
+    except DocumentTooLarge as exc:
         return SourceDoc(
             display, None, problems=(_at(display, exc.line, exc.column, "$", str(exc)),)
         )
@@ -133,13 +133,6 @@ def _at(file: str, line: int, col: int, path: str, message: str) -> Finding:
     return Finding(file, line, col, path, message)
 
 
-class _TooLarge(Exception):
-    def __init__(self, message: str, line: int, column: int) -> None:
-        super().__init__(message)
-        self.line = line
-        self.column = column
-
-
 class _Builder:
     """Turns a composed YAML node graph into JSON-compatible data, recording positions."""
 
@@ -162,7 +155,7 @@ class _Builder:
         if self.count > MAX_EXPANDED_NODES or depth > MAX_DEPTH:
             pos = _pos(node)
             limit = "nested too deeply" if depth > MAX_DEPTH else "too large once aliases expand"
-            raise _TooLarge(f"document is {limit}; simplify it", pos.line, pos.column)
+            raise DocumentTooLarge(f"document is {limit}; simplify it", pos.line, pos.column)
         self.values.setdefault(path, _pos(node))
         if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
             kind = node.tag.rsplit(":", 1)[-1]

@@ -23,7 +23,7 @@ from ci_modelver.core.audit import (
     parse_evaluation,
     referrers_tag,
 )
-from ci_modelver.core.modelpack import OCI_INDEX, OCI_MANIFEST, Descriptor
+from ci_modelver.core.modelpack import ANN_CREATED, OCI_INDEX, OCI_MANIFEST, Descriptor
 from ci_modelver.errors import RemoteError
 
 FALLBACK_ATTEMPTS = 8
@@ -66,7 +66,7 @@ def push_referrer(
         OCI_MANIFEST,
         digest,
         len(data),
-        {"org.opencontainers.image.created": created},
+        {ANN_CREATED: created},
         artifact_type,
     )
     if store.referrers_api(subject.digest) is not None:

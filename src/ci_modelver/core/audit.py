@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ci_modelver.core.modelpack import (
+    ANN_CREATED,
     OCI_INDEX,
     OCI_MANIFEST,
     PREFIX,
@@ -130,7 +131,7 @@ def move_manifest(move: AliasMove, subject: Descriptor) -> bytes:
         subject,
         {
             ANN_MOVE: canonical_json(move.to_json()).decode(),
-            "org.opencontainers.image.created": move.time,
+            ANN_CREATED: move.time,
         },
     )
 
@@ -201,7 +202,7 @@ def evaluation_manifest(evaluation: Evaluation, subject: Descriptor) -> bytes:
         subject,
         {
             ANN_EVALUATION: canonical_json(evaluation.to_json()).decode(),
-            "org.opencontainers.image.created": evaluation.time,
+            ANN_CREATED: evaluation.time,
         },
     )
 

@@ -20,6 +20,7 @@ from ci_modelver.commands.publish import PublishResult
 from ci_modelver.commands.pull import PullResult
 from ci_modelver.commands.schema import SchemaDocument
 from ci_modelver.commands.validate import Validated
+from ci_modelver.core.modelpack import ANN_CREATED
 from ci_modelver.core.source import Finding
 from ci_modelver.core.text import human_size, natural_key, one_line
 from ci_modelver.edges.actions import finding_annotation, neutralise
@@ -38,9 +39,7 @@ def _scalar(value: Any) -> str:
 
 
 def _show_header(doc: dict[str, Any], record: dict[str, Any]) -> list[str]:
-    created = record.get("created") or doc.get("annotations", {}).get(
-        "org.opencontainers.image.created", "-"
-    )
+    created = record.get("created") or doc.get("annotations", {}).get(ANN_CREATED, "-")
     lines = [
         f"{doc.get('name')} {doc.get('version')}",
         f"  ref:       {doc['ref']}",
