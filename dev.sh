@@ -72,7 +72,7 @@ demo() {
   say "publishing it into the embedded store (oci:.modelver/churn-classifier)"
   "$VENV/bin/ci-modelver" publish examples/churn/modelver.yaml
   say "versions in the store"
-  "$VENV/bin/ci-modelver" versions oci:.modelver/churn-classifier
+  "$VENV/bin/ci-modelver" versions churn-classifier
 }
 
 ensure_test_tools() {
