@@ -113,7 +113,7 @@ def _settings(args: argparse.Namespace, env: Mapping[str, str], console: Console
 
 def _progress(console: Console, env: Mapping[str, str], verb: str) -> Progress:
     tty = console.err.isatty() and env.get("TERM") != "dumb"
-    return TerminalProgress(console.err, verb=verb, tty=tty)
+    return TerminalProgress(console.err, verb=verb, tty=tty, in_actions=console.in_actions)
 
 
 def _github_effects(result: object, settings: Settings, console: Console) -> None:

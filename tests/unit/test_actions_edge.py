@@ -134,3 +134,19 @@ def test_summary_stays_under_the_limit(tmp_path: Path) -> None:
     text = summary.read_text()
     assert text.startswith("# ok\n") and "too large for the job summary" in text
     assert summary.stat().st_size < 1024 * 1024
+
+
+def test_progress_lines_carry_hostile_file_names_safely() -> None:
+    import io
+
+    from ci_modelver.edges.progress import TerminalProgress
+
+    stream = io.StringIO()
+    progress = TerminalProgress(stream, verb="downloaded", tty=False, in_actions=True)
+    for name in ("::add-mask::x", "a\n::error::b", "##[add-mask]y"):
+        progress.start(name, 10)
+        progress.finish(name, skipped=False)
+        progress.finish(name, skipped=True)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 6
+    assert all(not line.lstrip().startswith("::") and "##[" not in line for line in lines), lines

@@ -152,9 +152,6 @@ class ActionsEdge:
     ) -> None:
         self._emit(annotation(level, message, title=title, file=file, line=line))
 
-    def annotate_finding(self, finding: Finding, *, title: str) -> None:
-        self._emit(finding_annotation(finding, title=title))
-
     def outputs(self, values: dict[str, str]) -> None:
         """Append outputs now (as soon as they are known); a later failure cannot lose them."""
         fresh = {k: v for k, v in values.items() if self.written.get(k) != v}

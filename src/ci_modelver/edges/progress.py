@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from ci_modelver.core.text import human_size
+from ci_modelver.core.text import human_size, one_line
+from ci_modelver.edges.actions import neutralise
 
 
 @dataclass
@@ -22,9 +23,18 @@ class TerminalProgress:
     """Implements the Progress protocol; thread-safe; writes only to ``stream``."""
 
     def __init__(
-        self, stream: TextIO, *, verb: str, tty: bool, clock: Callable[[], float] = time.monotonic
+        self,
+        stream: TextIO,
+        *,
+        verb: str,
+        tty: bool,
+        in_actions: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stream = stream
+        # File names come from manifests and registries: in Actions a name must never make a
+        # progress line readable as a workflow command.
+        self._clean: Callable[[str], str] = neutralise if in_actions else (lambda text: text)
         self.verb = verb
         self.tty = tty
         self.clock = clock
@@ -50,14 +60,17 @@ class TerminalProgress:
             item = self._active.pop(name, None)
             self._erase()
             if skipped:
-                self.stream.write(f"  {name}: already present, skipped\n")
+                self.stream.write(
+                    self._clean(f"  {one_line(name)}: already present, skipped") + "\n"
+                )
             else:
                 total = item.total if item else 0
                 elapsed = max(self.clock() - item.started, 1e-6) if item else 0.0
                 rate = f", {human_size(total / elapsed)}/s" if item and elapsed > 0 else ""
-                self.stream.write(
-                    f"  {name}: {self.verb} {human_size(total)} in {elapsed:.2f}s{rate}\n"
+                line = (
+                    f"  {one_line(name)}: {self.verb} {human_size(total)} in {elapsed:.2f}s{rate}"
                 )
+                self.stream.write(self._clean(line) + "\n")
             self._draw(force=True)
             self.stream.flush()
 
@@ -77,8 +90,8 @@ class TerminalProgress:
         for name, item in self._active.items():
             frac = item.done / item.total if item.total else 1.0
             bar = "#" * int(frac * 30)
-            self.stream.write(
-                f"  {name[-40:]:40} [{bar:30}] {frac * 100:5.1f}% {human_size(item.done)}/{human_size(item.total)}\n"
-            )
+            shown = one_line(name)[-40:]
+            line = f"  {shown:40} [{bar:30}] {frac * 100:5.1f}% {human_size(item.done)}/{human_size(item.total)}"
+            self.stream.write(self._clean(line) + "\n")
         self._drawn = len(self._active)
         self.stream.flush()
