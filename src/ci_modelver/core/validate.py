@@ -12,6 +12,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from ci_modelver.core.source import Finding, JsonPath, SourceDoc
+from ci_modelver.core.text import one_line
 
 _TYPE_NAMES = {
     "string": "a string",
@@ -24,6 +25,41 @@ _TYPE_NAMES = {
 }
 
 _SEMVER_CORE = re.compile(r"^\d+\.\d+\.\d+")
+
+# The characters the schemas' "printable" rule ($defs/printable) refuses in names, paths and other
+# identifiers: C0, DEL, C1 and the Unicode line and paragraph separators.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+_CONTROL_NAMES = {
+    0x00: "NUL",
+    0x09: "tab",
+    0x0A: "line feed",
+    0x0D: "carriage return",
+    0x1B: "escape",
+    0x7F: "DEL",
+    0x85: "next line",
+    0x2028: "line separator",
+    0x2029: "paragraph separator",
+}
+
+# Identifier values: JSON path (list indexes and gate names as "*") → (what it is, plural).
+_IDENTIFIERS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("name",): ("model name", "names"),
+    ("version",): ("version", "versions"),
+    ("license",): ("license", "license expressions"),
+    ("baseline",): ("baseline", "baselines"),
+    ("metrics",): ("metrics path", "paths"),
+    ("framework", "name"): ("framework name", "names"),
+    ("framework", "version"): ("framework version", "versions"),
+    ("code", "repository"): ("code repository", "repository URLs"),
+    ("code", "commit"): ("commit", "commits"),
+    ("code", "path"): ("code path", "paths"),
+    ("data", "*", "name"): ("dataset name", "names"),
+    ("data", "*", "uri"): ("dataset URI", "URIs"),
+    ("data", "*", "digest"): ("digest", "digests"),
+    ("data", "*", "path"): ("dataset path", "paths"),
+    ("gates", "*", "tolerance"): ("tolerance", "tolerances"),
+}
 
 
 def describe_value(value: Any) -> str:
@@ -56,13 +92,21 @@ def schema_findings(doc: SourceDoc, schema: Mapping[str, Any]) -> list[Finding]:
     out: list[Finding] = []
     for error in validator.iter_errors(doc.data):
         out.extend(_explain(doc, error))
-    return out
+    # A string can break several patterns at once (its own and the printable rule); say it once.
+    return list(dict.fromkeys(out))
 
 
 def _explain(doc: SourceDoc, error: ValidationError) -> Iterator[Finding]:
     path: JsonPath = tuple(error.absolute_path)
     kind = error.validator
     schema_path = list(error.relative_schema_path)
+    if kind == "pattern" and isinstance(error.instance, str):
+        # Whichever pattern failed, a control character is the problem to report: the value's own
+        # pattern may be silent about it (Python's '$' matches before a trailing newline).
+        found = CONTROL_CHARACTER.search(error.instance)
+        if found:
+            yield _control_character(doc, path, error.instance, found, schema_path)
+            return
     if len(schema_path) >= 2 and schema_path[-2] == "propertyNames":
         yield _property_name(doc, error, path)
     elif kind == "additionalProperties":
@@ -107,6 +151,42 @@ def _property_name(doc: SourceDoc, error: ValidationError, path: JsonPath) -> Fi
         return doc.finding(where, f"{label} must not be empty", key=True)
     shown = str(name)[:40]
     return doc.finding(where, f"{label} '{shown}...' is longer than allowed", key=True)
+
+
+def _control_character(
+    doc: SourceDoc, path: JsonPath, text: str, found: re.Match[str], schema_path: list[Any]
+) -> Finding:
+    """The finding for an identifier (a value, or a mapping key) holding a control character.
+
+    The value is shown escaped (``\\n``), so the message itself stays one line however it is
+    printed. File paths are the exception: they are worded exactly as the file check words them
+    (``file path '…' `` + relative_path_problem), so that the two findings are one.
+    """
+    if len(schema_path) >= 2 and schema_path[-2] == "propertyNames":
+        problem = control_character_problem(found, "names")
+        return doc.finding(
+            (*path, text), f"{_name_label(path)} '{one_line(text)}' {problem}", key=True
+        )
+    shape = tuple("*" if isinstance(p, int) else str(p) for p in path)
+    if len(shape) == 3 and shape[0] == "gates":
+        shape = ("gates", "*", shape[2])
+    if shape == ("files", "*", "path"):
+        return doc.finding(path, f"file path '{text}' {relative_path_problem(text)}")
+    label, plural = _IDENTIFIERS.get(shape, (f"'{_field_name(path)}'", "identifiers"))
+    problem = control_character_problem(found, plural)
+    return doc.finding(path, f"{label} '{one_line(text)}' {problem}")
+
+
+def control_character_problem(found: re.Match[str], plural: str = "names") -> str:
+    """'contains a control character (U+000A, line feed); names must be printable'.
+
+    ``found`` is a match of CONTROL_CHARACTER. The character is named by its code point, which
+    reads the same however the text around it is escaped for output.
+    """
+    code = ord(found.group())
+    name = _CONTROL_NAMES.get(code)
+    character = f"U+{code:04X}, {name}" if name else f"U+{code:04X}"
+    return f"contains a control character ({character}); {plural} must be printable"
 
 
 def _name_label(path: JsonPath) -> str:
@@ -277,7 +357,9 @@ def gate_findings(doc: SourceDoc, gates: Any, metrics: Any, metrics_where: str) 
     for key, gate in gates.items():
         path: JsonPath = ("gates", key)
         set_name, metric = split_gate_key(key, sets)
-        if set_name is not None:
+        if CONTROL_CHARACTER.search(key):
+            pass  # the schema's printable rule reports it; naming no metric would say it twice
+        elif set_name is not None:
             if set_name not in sets:
                 hint = suggest(set_name, sets)
                 out.append(
@@ -358,6 +440,9 @@ def split_gate_key(key: str, sets: Mapping[str, Any]) -> tuple[str | None, str]:
 
 def relative_path_problem(path: str) -> str | None:
     """Why ``path`` is not a clean relative path inside the manifest's folder, or None."""
+    control = CONTROL_CHARACTER.search(path)
+    if control:
+        return control_character_problem(control, "paths")
     if "\\" in path:
         return "use '/' as separator, not '\\'"
     if path.startswith("/"):
@@ -367,8 +452,6 @@ def relative_path_problem(path: str) -> str | None:
     parts = path.split("/")
     if ".." in parts:
         return "must stay inside the manifest's folder ('..' is not allowed)"
-    if any(ord(c) < 32 for c in path):
-        return "contains a control character"
     if not any(p not in ("", ".") for p in parts):
         return "does not name a file"
     return None
@@ -383,7 +466,16 @@ SPDX_TOKEN = re.compile(r"\s*(\(|\)|[A-Za-z0-9][A-Za-z0-9.\-]*\+?|LicenseRef-[A-
 
 
 def license_problem(expression: str) -> str | None:
-    """A light SPDX expression check: ids, AND/OR/WITH, balanced parentheses."""
+    """A light SPDX expression check: ids, AND/OR/WITH, balanced parentheses.
+
+    An expression with a control character is left to the schema's printable rule, which names it.
+    """
+    if CONTROL_CHARACTER.search(expression):
+        return None
+    return _spdx_problem(expression)
+
+
+def _spdx_problem(expression: str) -> str | None:
     tokens: list[str] = []
     pos = 0
     while pos < len(expression):
