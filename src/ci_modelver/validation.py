@@ -12,6 +12,7 @@ from ci_modelver.adapters import files
 from ci_modelver.core.manifest import Manifest, build_manifest
 from ci_modelver.core.source import Finding, SourceDoc
 from ci_modelver.core.validate import (
+    CONTROL_CHARACTER,
     gate_findings,
     license_problem,
     metric_value_findings,
@@ -105,6 +106,8 @@ def _model_files(doc: SourceDoc, base: Path) -> Iterator[Finding]:
         if not isinstance(raw, str) or not raw:
             continue
         where = ("files", i, "path")
+        if CONTROL_CHARACTER.search(raw):
+            continue  # the schema's printable rule reports it, once
         problem = relative_path_problem(raw)
         if problem:
             yield doc.finding(where, f"file path '{raw}' {problem}")
@@ -133,8 +136,8 @@ def _datasets(doc: SourceDoc, base: Path) -> Iterator[Finding]:
                 )
             names.setdefault(name, i)
         raw = entry.get("path")
-        if not isinstance(raw, str) or not raw:
-            continue
+        if not isinstance(raw, str) or not raw or CONTROL_CHARACTER.search(raw):
+            continue  # a control character is the schema's finding
         problem = _local_path_problem(raw)
         if problem:
             yield doc.finding(("data", i, "path"), f"dataset path '{raw}' {problem}")
@@ -152,6 +155,8 @@ def _metrics(doc: SourceDoc, base: Path) -> tuple[list[Finding], dict[str, Any],
     if not isinstance(value, str) or not value:
         return [], {}, "metrics", not isinstance(value, (list, int, float, bool))
     where = ("metrics",)
+    if CONTROL_CHARACTER.search(value):
+        return [], {}, value, False  # the schema's printable rule reports it
     problem = _local_path_problem(value)
     if problem:
         return [doc.finding(where, f"metrics path '{value}' {problem}")], {}, value, False
@@ -185,8 +190,6 @@ def _local_path_problem(path: str) -> str | None:
     """Dataset and metrics files may live outside the manifest's folder, but must be relative."""
     if path.startswith("/") or "\\" in path:
         return "must be relative to the manifest's folder, using '/'"
-    if any(ord(c) < 32 for c in path):
-        return "contains a control character"
     return None
 
 

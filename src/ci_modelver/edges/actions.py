@@ -29,11 +29,17 @@ OUTPUT_KEYS = (
     "comment-url",
 )
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_OTHER_BREAKS = re.compile("[\x85\u2028\u2029]")
 
 
 def escape_data(text: str) -> str:
-    """The message part of a workflow command (``%``, CR and LF escaped, as the runner decodes)."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """The message part of a workflow command (``%``, CR and LF escaped, as the runner decodes).
+
+    Other line separators (NEL, U+2028, U+2029) are not commands to the runner but break the
+    line in log viewers and ``splitlines()``: they are shown escaped (``\\u2028``).
+    """
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return _OTHER_BREAKS.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
 
 
 def escape_property(text: str) -> str:
