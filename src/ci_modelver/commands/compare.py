@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +36,7 @@ from ci_modelver.core.compare_report import (
     render_markdown,
     render_text,
 )
+from ci_modelver.core.jsontext import json_text
 from ci_modelver.core.manifest import Manifest
 from ci_modelver.core.modelpack import ModelArtifact, parse_model_manifest
 from ci_modelver.core.refs import Reference, is_version_tag, parse_ref, semver_key
@@ -242,7 +242,7 @@ def report_text(comparison: Comparison, template: str | None) -> str:
 
 
 def report_json(comparison: Comparison) -> str:
-    return json.dumps(comparison_json(comparison), indent=2, sort_keys=True, ensure_ascii=False)
+    return json_text(comparison_json(comparison))
 
 
 def summary_markdown(comparison: Comparison, template: str | None, key: str | None) -> str:

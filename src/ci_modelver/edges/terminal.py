@@ -8,6 +8,7 @@ carry outside text is neutralised so the runner can never read it as a workflow 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
@@ -20,6 +21,7 @@ from ci_modelver.commands.publish import PublishResult
 from ci_modelver.commands.pull import PullResult
 from ci_modelver.commands.schema import SchemaDocument
 from ci_modelver.commands.validate import Validated
+from ci_modelver.core.jsontext import json_text
 from ci_modelver.core.modelpack import ANN_CREATED
 from ci_modelver.core.source import Finding
 from ci_modelver.core.text import human_size, natural_key, one_line
@@ -100,7 +102,8 @@ def show_text(doc: dict[str, Any]) -> str:
     lines.extend(_show_sections(record))
     if not record:
         lines.append("(no ci-modelver version record: published by another ModelPack tool)")
-    return "\n".join(lines)
+    # Every value comes from the store: one line each, control characters shown escaped.
+    return "\n".join(one_line(line) for line in lines)
 
 
 def versions_text(repository: str, rows: Sequence[tuple[str, str, Sequence[str]]]) -> str:
@@ -112,7 +115,7 @@ def versions_text(repository: str, rows: Sequence[tuple[str, str, Sequence[str]]
     for version, digest, aliases in rows:
         suffix = f"  ← {', '.join(aliases)}" if aliases else ""
         lines.append(f"  {version:<{width}}  {digest}{suffix}")
-    return "\n".join(lines)
+    return "\n".join(one_line(line) for line in lines)
 
 
 def _short(digest: str | None) -> str:
@@ -189,7 +192,7 @@ def history_text(doc: dict[str, Any], markdown: bool) -> str:
                 for r in rows
             ] or ["  (none)"]
             out.append("")
-    return "\n".join(out).rstrip() + "\n"
+    return "\n".join(one_line(line) for line in out).rstrip() + "\n"
 
 
 def reproduce_text(doc: dict[str, Any]) -> str:
@@ -387,7 +390,7 @@ def _init(result: InitResult, fmt: str, in_actions: bool, lines: Lines) -> None:
 
 
 def _schema(result: SchemaDocument, fmt: str, in_actions: bool, lines: Lines) -> None:
-    lines.out(json.dumps(result.schema, indent=2, ensure_ascii=False))
+    lines.out(json_text(result.schema, sort_keys=False))
 
 
 Renderer = Callable[[Any, str, bool, Lines], None]
@@ -409,7 +412,7 @@ RENDERERS: Mapping[type, Renderer] = {
 # Results whose JSON is their own document (a report, or a schema), not ``to_json()``.
 _OWN_JSON: Mapping[type, Callable[[Any], str]] = {
     CompareResult: lambda r: r.report,
-    SchemaDocument: lambda r: json.dumps(r.schema, indent=2, ensure_ascii=False),
+    SchemaDocument: lambda r: json_text(r.schema, sort_keys=False),
 }
 
 
@@ -423,7 +426,7 @@ def render(result: object, fmt: str, *, in_actions: bool) -> Lines:
             _delivery(result.delivery, lines, lines.err)
     elif fmt == "json":
         to_json: Callable[[], Any] = result.to_json  # type: ignore[attr-defined]
-        lines.out(json.dumps(to_json(), indent=2, sort_keys=True, ensure_ascii=False))
+        lines.out(json_text(to_json()))
     else:
         RENDERERS[kind](result, fmt, in_actions, lines)
     return lines
@@ -442,10 +445,14 @@ class Console:
 
     def print(self, text: str = "") -> None:
         """A line (or lines) that may carry outside text."""
-        _write(self.out, neutralise(text) if self.in_actions else text)
+        _write(self.out, self._safe(text))
 
     def error(self, text: str) -> None:
-        _write(self.err, neutralise(text) if self.in_actions else text)
+        _write(self.err, self._safe(text))
+
+    def _safe(self, text: str) -> str:
+        shown = visible(text)
+        return neutralise(shown) if self.in_actions else shown
 
     def command(self, line: str) -> None:
         """A workflow command built (and escaped) by the Actions edge: printed as is."""
@@ -459,6 +466,16 @@ class Console:
                 self.error(text)
             else:
                 self.print(text)
+
+
+# Every control character but TAB and LF: a registry's ESC sequence must not clear the screen or
+# retitle the terminal, a CR must not rewrite a line, a C1 CSI must not reach 8-bit terminals.
+_INVISIBLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def visible(text: str) -> str:
+    """Text for a terminal: control characters shown escaped (``\\x1b``), lines kept."""
+    return _INVISIBLE.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
 
 
 def _write(stream: TextIO, text: str) -> None:
