@@ -55,7 +55,7 @@ class Settings:
         )
         if not 1 <= conc <= 64:
             raise InputError(
-                f"--concurrency (env MODELVER_CONCURRENCY) must be between 1 and 64, got {conc}"
+                f"{_knob('concurrency', surface)} must be between 1 and 64, got {conc}"
             )
         budget = (
             timeout
@@ -64,7 +64,7 @@ class Settings:
         )
         if not math.isfinite(budget) or budget <= 0:
             raise InputError(
-                f"--timeout (env MODELVER_TIMEOUT) must be a positive number of seconds, got {budget:g}"
+                f"{_knob('timeout', surface)} must be a positive number of seconds, got {budget:g}"
             )
         chunk = (
             chunk_size
@@ -73,7 +73,7 @@ class Settings:
         )
         if chunk is not None and chunk < 1024:
             raise InputError(
-                f"--chunk-size (env MODELVER_CHUNK_SIZE) must be at least 1024 bytes, got {chunk}"
+                f"{_knob('chunk-size', surface)} must be at least 1024 bytes, got {chunk}"
             )
         plain = plain_http or env.get("MODELVER_PLAIN_HTTP", "").lower() in ("1", "true", "yes")
         return cls(
@@ -93,9 +93,19 @@ class Settings:
         """How a message names an option: ``--baseline`` on the CLI, ``input 'baseline'`` in the action."""
         return f"input '{name}'" if self.surface == ACTION else f"--{name}"
 
+    def wait_hint(self) -> str:
+        """How to give a longer retry budget, in this surface's words."""
+        return f"raise {_knob('timeout', self.surface)} to wait longer"
+
     def supply(self, name: str) -> str:
         """How to give an option: ``pass --github-token`` / ``set the input 'github-token'``."""
         return f"set the input '{name}'" if self.surface == ACTION else f"pass --{name}"
+
+
+def _knob(name: str, surface: str) -> str:
+    """A setting that is a flag on the CLI and an environment variable everywhere."""
+    variable = "MODELVER_" + name.upper().replace("-", "_")
+    return f"env {variable}" if surface == ACTION else f"--{name} (env {variable})"
 
 
 def in_github_actions(env: Mapping[str, str]) -> bool:

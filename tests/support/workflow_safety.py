@@ -67,12 +67,14 @@ def printable(text: str) -> bool:
 
 def escaped_forms(text: str) -> set[str]:
     """The faithful ways a message may quote ``text``: as is or stripped (action inputs are), with
-    or without its control characters escaped."""
+    or without its control characters escaped, and with a legacy ``##[`` shown as ``## [`` (the
+    one change ci-modelver makes to quoted text so that no line holds ``##[``)."""
     forms = {text, text.strip()}
-    return forms | {
+    forms |= {
         CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), form)
         for form in forms
     }
+    return forms | {form.replace("##[", "## [") for form in forms}
 
 
 def runner_lines(text: str) -> list[str]:

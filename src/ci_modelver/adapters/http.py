@@ -39,6 +39,7 @@ class RetryPolicy:
     base: float = 0.5
     cap: float = 20.0
     timeout: float = 60.0  # per request: connect and between bytes
+    hint: str = "raise --timeout to wait longer"  # how the user gives a longer budget
 
 
 @dataclass
@@ -283,7 +284,7 @@ class RegistryHTTP:
             reason = describe_error(response) if response is not None else type(error).__name__
             raise RemoteError(
                 f"{label}: {reason}; gave up after {attempt} attempt(s) in "
-                f"{self.policy.budget:g}s (raise --timeout to wait longer)"
+                f"{self.policy.budget:g}s ({self.policy.hint})"
             )
         return delay
 

@@ -39,10 +39,17 @@ from ci_modelver.core.compare_report import (
 from ci_modelver.core.jsontext import json_text
 from ci_modelver.core.manifest import Manifest
 from ci_modelver.core.modelpack import ModelArtifact, parse_model_manifest
-from ci_modelver.core.refs import Reference, is_version_tag, parse_ref, semver_key
+from ci_modelver.core.refs import (
+    Reference,
+    check_digest,
+    check_tag,
+    is_version_tag,
+    parse_ref,
+    semver_key,
+)
 from ci_modelver.errors import GateFailed, InputError, ModelverError, TemplateError
 from ci_modelver.packing import prepare
-from ci_modelver.settings import Settings
+from ci_modelver.settings import ACTION, Settings
 
 DEFAULT_ALIAS = "production"
 
@@ -80,9 +87,12 @@ def _target_of(text: str, repository: Reference, option: str) -> tuple[Reference
                 f"{option} '{text}' names no version; add ':VERSION', ':ALIAS' or '@sha256:…'"
             )
         return ref.bare(), target
-    if text.startswith("sha256:"):
-        return repository, parse_ref(f"{repository}@{text}").digest or text
-    return repository, parse_ref(f"{repository}:{text}").tag or text
+    try:
+        if text.startswith("sha256:"):
+            return repository, check_digest(text)
+        return repository, check_tag(text, "tag")
+    except InputError as exc:
+        raise InputError(f"{option}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -282,7 +292,11 @@ def post_comment(
     comment = settings.option("comment")
     if number is None:
         raise InputError(
-            f"{comment}: no pull request number; pass --pr N or run on a pull_request event"
+            f"{comment}: no pull request number; {settings.supply('pr')} N or run on a "
+            "pull_request event"
+            if settings.surface != ACTION
+            else f"{comment}: the event payload names no pull request; set comment: false "
+            "outside pull requests"
         )
     if not repo:
         raise InputError(f"{comment}: no repository; set GITHUB_REPOSITORY=owner/name")

@@ -136,7 +136,9 @@ def open_store(ref: Reference, settings: Settings, *, create: bool) -> Store:
         # A single request may take a quarter of the retry budget (at most a minute), so a stalled
         # registry still leaves room for retries within --timeout.
         policy=RetryPolicy(
-            budget=settings.timeout, timeout=min(60.0, max(2.0, settings.timeout / 4))
+            budget=settings.timeout,
+            timeout=min(60.0, max(2.0, settings.timeout / 4)),
+            hint=settings.wait_hint(),
         ),
         pool_size=settings.concurrency + 2,
         log=settings.log,

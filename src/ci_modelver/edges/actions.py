@@ -39,6 +39,8 @@ def escape_data(text: str) -> str:
     line in log viewers and ``splitlines()``: they are shown escaped (``\\u2028``).
     """
     text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    # A legacy "##[" command is never parsed inside a valid "::" line, but it never appears at all.
+    text = text.replace("##[", "## [")
     return _OTHER_BREAKS.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
 
 
