@@ -53,6 +53,17 @@ class DocumentTooLarge(InputError):
         self.column = column
 
 
+class ManifestTooLarge(InputError):
+    """An OCI manifest over the size registries accept: refused before it is stored or sent.
+
+    Retrying cannot help (exit 2, not 3): the version itself must get smaller.
+    """
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
 class InvalidMetrics(InputError):
     """The metrics file given to ``attach`` has findings."""
 

@@ -11,12 +11,15 @@ from typing import Any
 from ci_modelver.adapters import files
 from ci_modelver.core.manifest import Manifest, build_manifest
 from ci_modelver.core.source import Finding, SourceDoc
+from ci_modelver.core.text import one_line
 from ci_modelver.core.validate import (
     CONTROL_CHARACTER,
+    ClashKind,
     gate_findings,
     license_problem,
     metric_value_findings,
     normalise_relative,
+    path_clashes,
     relative_path_problem,
     schema_findings,
 )
@@ -100,28 +103,55 @@ def _entries(doc: SourceDoc, key: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _model_files(doc: SourceDoc, base: Path) -> Iterator[Finding]:
-    seen: dict[str, int] = {}
+    clean: list[tuple[int, str]] = []  # (index in files, raw path) of well-formed paths
     for i, entry in _entries(doc, "files"):
         raw = entry.get("path")
         if not isinstance(raw, str) or not raw:
             continue
-        where = ("files", i, "path")
         if CONTROL_CHARACTER.search(raw):
             continue  # the schema's printable rule reports it, once
         problem = relative_path_problem(raw)
         if problem:
-            yield doc.finding(where, f"file path '{raw}' {problem}")
+            yield doc.finding(("files", i, "path"), f"file path '{raw}' {problem}")
             continue
-        canonical = normalise_relative(raw)
-        if canonical in seen:
-            yield doc.finding(
-                where, f"file '{raw}' is listed twice (also files[{seen[canonical]}])"
-            )
+        clean.append((i, raw))
+    # pull's own rule: a version whose files clash can never be pulled, so it is not published.
+    clashes = {c.index: c for c in path_clashes([raw for _i, raw in clean])}
+    for n, (i, raw) in enumerate(clean):
+        where = ("files", i, "path")
+        clash = clashes.get(n)
+        if clash is not None:
+            j, first = clean[clash.other]
+            yield doc.finding(where, _clash_message(raw, j, first, clash.kind))
             continue
-        seen[canonical] = i
-        check = files.check_file(base, canonical, must_stay_inside=True)
+        check = files.check_file(base, normalise_relative(raw), must_stay_inside=True)
         if check.problem:
             yield doc.finding(where, f"file '{raw}' {check.problem.value}")
+
+
+_FOLDING = " on file systems that ignore case or Unicode normalisation (macOS, Windows)"
+
+
+def _clash_message(raw: str, j: int, first: str, kind: ClashKind) -> str:
+    """The finding on the later of two clashing files; ``first`` is files[j]."""
+    shown, other = one_line(raw), one_line(first)
+    if kind == "duplicate":
+        return f"file '{shown}' is listed twice (also files[{j}])"
+    refused = "'pull' would refuse this version; rename or drop one of them"
+    if kind == "same-name":
+        return f"file '{shown}' is the same file as files[{j}] '{other}'{_FOLDING}; {refused}"
+    a, b = normalise_relative(raw), normalise_relative(first)
+    literal = a.startswith(b + "/") if kind == "below-a-file" else b.startswith(a + "/")
+    folding = "" if literal else _FOLDING
+    if kind == "below-a-file":
+        return (
+            f"file '{shown}' lies inside files[{j}] '{other}', which is a file{folding}: "
+            f"a path cannot be both a file and a folder; {refused}"
+        )
+    return (
+        f"file '{shown}' is also the folder that holds files[{j}] '{other}'{folding}: "
+        f"a path cannot be both a file and a folder; {refused}"
+    )
 
 
 def _datasets(doc: SourceDoc, base: Path) -> Iterator[Finding]:

@@ -26,6 +26,7 @@ from ci_modelver.core.modelpack import (
     OCI_INDEX,
     Descriptor,
     canonical_json,
+    require_manifest_size,
     sha256_digest,
 )
 from ci_modelver.core.refs import DIGEST_RE
@@ -216,6 +217,8 @@ class LayoutStore:
         progress.finish(name, skipped=False)
 
     def put_manifest(self, tag: str | None, data: bytes, media_type: str) -> str:
+        # A layout takes no manifest a registry would refuse: what it holds can be copied anywhere.
+        require_manifest_size(data, f"{self.display}{':' + tag if tag else ''}")
         digest = sha256_digest(data)
         blob = self._blob_path(digest)
         if not blob.exists():

@@ -14,8 +14,13 @@ from typing import Any
 
 from ci_modelver.core.manifest import FileType, Manifest
 from ci_modelver.core.refs import DIGEST_RE
-from ci_modelver.core.validate import is_finite_number, relative_path_problem
-from ci_modelver.errors import ArtifactError, InputError
+from ci_modelver.core.validate import (
+    is_finite_number,
+    normalise_relative,
+    path_clashes,
+    relative_path_problem,
+)
+from ci_modelver.errors import ArtifactError, InputError, ManifestTooLarge
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -59,6 +64,15 @@ PREFIX = "dev.ci-modelver."
 ANN_RECORD = PREFIX + "record"
 RECORD_SCHEMA_VERSION = 1
 MAX_RECORD_BYTES = 512 * 1024
+# The largest OCI manifest ci-modelver writes (publish, layouts) and reads (registries): the
+# distribution spec's recommended limit, which registries enforce on PUT (CNCF distribution
+# 2.8.2 and later, GHCR, Docker Hub). One limit for every store, so that whatever a layout holds
+# can be copied to any registry.
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MANIFEST_SIZE_FIX = (
+    "list fewer files (pack a folder into one .tar file and list that), "
+    "or shorten description and hyperparameters"
+)
 
 _TAR_TYPEFLAG_REGULAR = ord("0")
 
@@ -126,6 +140,16 @@ class Packed:
     manifest: bytes
     digest: str
     record: Mapping[str, Any]
+
+
+def require_manifest_size(data: bytes, where: str, detail: str = "") -> None:
+    """ManifestTooLarge unless ``data`` fits MAX_MANIFEST_BYTES (checked before anything is sent)."""
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestTooLarge(
+            f"{where}: the OCI manifest is {len(data):,} bytes, over the {MAX_MANIFEST_BYTES:,} "
+            f"bytes (4 MiB) registries accept{detail}; {MANIFEST_SIZE_FIX}",
+            len(data),
+        )
 
 
 def version_record(manifest: Manifest, provenance: Provenance) -> dict[str, Any]:
@@ -285,6 +309,15 @@ def pack(manifest: Manifest, files: Sequence[PackedFile], provenance: Provenance
         "annotations": annotations,
     }
     data = canonical_json(document)
+    if len(data) > MAX_MANIFEST_BYTES:
+        layers_bytes = len(canonical_json(document["layers"]))
+        record_bytes = len(canonical_json(record_json))
+        require_manifest_size(
+            data,
+            f"{manifest.name} {manifest.version}",
+            f" ($.files: {len(layers):,} files take {layers_bytes:,} bytes of it, "
+            f"the version record {record_bytes:,})",
+        )
     return Packed(config, config_descriptor, layers, data, sha256_digest(data), record)
 
 
@@ -403,9 +436,12 @@ def normalize_record(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def safe_layer_paths(artifact: ModelArtifact, source: str) -> list[str]:
-    """The relative path of every layer, refusing absolute, '..', duplicate or clashing paths."""
-    seen: dict[str, int] = {}
-    paths: list[str] = []
+    """The relative path of every layer, refusing absolute, '..', duplicate or clashing paths.
+
+    Clashes follow :func:`path_clashes`, the rule ``validate`` and ``publish`` apply to the
+    manifest's files, so a version that was published can always be pulled.
+    """
+    raw: list[str] = []
     for i, layer in enumerate(artifact.layers):
         path = artifact.file_path(layer)
         if not path:
@@ -413,20 +449,19 @@ def safe_layer_paths(artifact: ModelArtifact, source: str) -> list[str]:
         problem = relative_path_problem(path) if "\x00" not in path else "contains a NUL byte"
         if problem:
             raise ArtifactError(f"{source}: refusing layers[{i}] path '{path}': it {problem}")
-        canonical = "/".join(p for p in path.split("/") if p not in ("", "."))
-        key = canonical.casefold()
-        if key in seen:
-            raise ArtifactError(
-                f"{source}: refusing layers[{i}] path '{path}': it collides with layers[{seen[key]}]"
+        raw.append(path)
+    for clash in path_clashes(raw):
+        i, j = clash.index, clash.other
+        if clash.kind == "duplicate":
+            why = f"it collides with layers[{j}] '{raw[j]}'"
+        elif clash.kind == "same-name":
+            why = (
+                f"it collides with layers[{j}] '{raw[j]}' (one file on case-insensitive or "
+                "Unicode-normalising file systems)"
             )
-        seen[key] = i
-        paths.append(canonical)
-    folded = set(seen)
-    for path in paths:
-        parts = path.casefold().split("/")
-        for depth in range(1, len(parts)):
-            if "/".join(parts[:depth]) in folded:
-                raise ArtifactError(
-                    f"{source}: refusing layer path '{path}': a parent folder is also a file"
-                )
-    return paths
+        elif clash.kind == "below-a-file":
+            why = f"a parent folder is also a file (layers[{j}] '{raw[j]}')"
+        else:
+            why = f"a parent folder is also a file (this one, for layers[{j}] '{raw[j]}')"
+        raise ArtifactError(f"{source}: refusing layers[{i}] path '{raw[i]}': {why}")
+    return [normalise_relative(path) for path in raw]

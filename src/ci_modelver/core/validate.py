@@ -5,8 +5,10 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import jsonschema
 from jsonschema.exceptions import ValidationError
@@ -460,6 +462,71 @@ def relative_path_problem(path: str) -> str | None:
 def normalise_relative(path: str) -> str:
     """``./a//b`` → ``a/b``: the canonical form used to detect duplicates and as layer path."""
     return "/".join(p for p in path.split("/") if p not in ("", "."))
+
+
+def path_key(path: str) -> str:
+    """The name a case-insensitive, Unicode-normalising file system gives ``path``.
+
+    Two paths with the same key are one file on macOS (APFS, HFS+) and Windows, so a version
+    listing both cannot be unpacked there. The key is Unicode's canonical caseless match
+    (NFD, case fold, NFD again) of the canonical relative path: ``Model.bin`` and ``model.bin``,
+    and the NFC and NFD spellings of ``modèle.bin``, share one key.
+    """
+    canonical = normalise_relative(path)
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", canonical).casefold())
+
+
+ClashKind = Literal["duplicate", "same-name", "below-a-file", "over-a-folder"]
+
+
+@dataclass(frozen=True)
+class PathClash:
+    """``paths[index]`` cannot coexist with the earlier ``paths[other]``.
+
+    ``duplicate``: the same canonical path; ``same-name``: a different spelling of one name
+    (case, Unicode normalisation); ``below-a-file``: ``index`` needs a folder where ``other`` is
+    a file; ``over-a-folder``: ``index`` is a file where ``other`` needs a folder.
+    """
+
+    index: int
+    other: int
+    kind: ClashKind
+
+
+def path_clashes(paths: Sequence[str]) -> list[PathClash]:
+    """Every path that cannot coexist with an earlier one in one folder, on any file system.
+
+    The one rule for files in a version: ``validate``/``publish`` refuse what ``pull`` would
+    refuse, so no version is published that cannot be pulled. Each later path of a clash is
+    reported once, against the first earlier path it clashes with; ``paths`` should already be
+    clean relative paths (see :func:`relative_path_problem`).
+    """
+    files: dict[str, int] = {}  # key → index of the file
+    folders: dict[str, int] = {}  # key → index of the first file below that folder
+    canonical = [normalise_relative(p) for p in paths]
+    clashes: list[PathClash] = []
+    for i, path in enumerate(paths):
+        key = path_key(path)
+        parts = key.split("/")
+        parents = ["/".join(parts[:depth]) for depth in range(1, len(parts))]
+        clash: PathClash | None = None
+        if key in files:
+            j = files[key]
+            clash = PathClash(i, j, "duplicate" if canonical[j] == canonical[i] else "same-name")
+        elif key in folders:
+            clash = PathClash(i, folders[key], "over-a-folder")
+        else:
+            for parent in parents:
+                if parent in files:
+                    clash = PathClash(i, files[parent], "below-a-file")
+                    break
+        if clash is not None:
+            clashes.append(clash)
+            continue
+        files[key] = i
+        for parent in parents:
+            folders.setdefault(parent, i)
+    return clashes
 
 
 SPDX_TOKEN = re.compile(r"\s*(\(|\)|[A-Za-z0-9][A-Za-z0-9.\-]*\+?|LicenseRef-[A-Za-z0-9.\-]+)\s*")
