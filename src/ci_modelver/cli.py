@@ -7,6 +7,7 @@ result; this module only wires them to the two edges and holds the one error bou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
@@ -15,6 +16,7 @@ from types import ModuleType
 from typing import NoReturn, TextIO
 
 from ci_modelver import __version__, action_entry
+from ci_modelver.adapters import cancel
 from ci_modelver.adapters.store import Progress
 from ci_modelver.commands import (
     compare,
@@ -176,8 +178,8 @@ def _report(exc: BaseException, console: Console, debug: bool) -> None:
             if console.in_actions:
                 console.command(finding_annotation(finding, title="ci-modelver"))
         message = f"error: {one_line(str(exc))}"
-    elif isinstance(exc, KeyboardInterrupt):
-        message = "error: interrupted"
+    elif isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or errors.Interrupted / Terminated
+        message = f"error: {one_line(str(exc))}" if str(exc) else "error: interrupted"
     elif isinstance(exc, SystemExit):
         return
     elif isinstance(exc, OSError):
@@ -200,6 +202,28 @@ def _report(exc: BaseException, console: Console, debug: bool) -> None:
     console.error(message)
 
 
+def _cancellable(*, process: bool) -> contextlib.AbstractContextManager[cancel.Guard]:
+    """SIGINT and SIGTERM cancel the run: exit 130 / 143, transfers stopped, temp files gone.
+
+    ``process``: this call is the process itself (the console script, ``python -m``), not a
+    library or test call; then a run that has not ended ``cancel.GRACE`` seconds after the
+    signal is ended, and says so on stderr (written to the descriptor directly: the thread that
+    writes it must not wait for a lock a stuck thread may hold).
+    """
+
+    def forced(exc: BaseException) -> None:
+        line = (
+            f"error: {one_line(str(exc))} (a transfer did not stop within "
+            f"{cancel.GRACE:g}s; ended)\n"
+        )
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os.write(2, line.encode("utf-8", "backslashreplace"))
+
+    return cancel.on_signals(hard_exit=process, on_forced=forced)
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -212,7 +236,8 @@ def main(
     console = Console(out or sys.stdout, err or sys.stderr, in_actions=in_github_actions(environ))
     arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        _run(build_parser().parse_args(arguments), environ, console)
+        with _cancellable(process=argv is None) as guard, guard.live():
+            _run(build_parser().parse_args(arguments), environ, console)
         return 0
     except BaseException as exc:  # the one boundary: every failure becomes a line and a code
         _report(exc, console, "--debug" in arguments)

@@ -121,12 +121,36 @@ class GateFailed(ModelverError):
     annotate = False  # each failed gate is annotated on its own
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT (Ctrl-C) cancelled the run: transfers stopped, our temporary files removed.
+
+    A KeyboardInterrupt (so a BaseException: no ``except Exception`` swallows it, and code that
+    treats Ctrl-C as "stop now" treats SIGTERM alike); the message is one line.
+    """
+
+    signal_name = "SIGINT"
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"interrupted by {self.signal_name}: transfers in flight were cancelled and their "
+            "temporary files removed; rerun to start again"
+        )
+
+
+class Terminated(Interrupted):
+    """SIGTERM (a CI runner cancelling the job, ``kill``) cancelled the run; exit 143."""
+
+    signal_name = "SIGTERM"
+
+
 def exit_code_of(exc: BaseException) -> int:
     """The exit code for any exception: ours carry one; OSError splits local (2) from I/O (3)."""
     if isinstance(exc, ModelverError):
         return int(exc.exit_code)
+    if isinstance(exc, Terminated):
+        return 128 + 15  # the shell's convention for "ended by SIGTERM"
     if isinstance(exc, KeyboardInterrupt):
-        return 130
+        return 128 + 2  # SIGINT
     if isinstance(exc, SystemExit):  # --help and --version
         return exc.code if isinstance(exc.code, int) else 0
     if isinstance(exc, OSError):

@@ -18,6 +18,7 @@ from typing import Any
 from ci_modelver.adapters.store import (
     BlobSource,
     Progress,
+    file_mode,
     iter_file,
     write_verified,
 )
@@ -85,6 +86,7 @@ class LayoutStore:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as out:
+                os.fchmod(out.fileno(), file_mode())  # 0644 like every blob, not mkstemp's 0600
                 out.write(data)
                 out.flush()
                 os.fsync(out.fileno())

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import io
 import os
-import tempfile
+import re
+import secrets
+import shutil
+import stat
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
+from ci_modelver.adapters import cancel
 from ci_modelver.core.modelpack import Descriptor
-from ci_modelver.errors import IntegrityError
+from ci_modelver.errors import InputError, IntegrityError
 
 CHUNK = 1024 * 1024  # ≥ 1 MiB reads: hashing and copying large weights stay cheap per call
+
+# Our temporary files and folders: this prefix and 16 hex digits, nothing else. While one is in
+# use its creator holds an exclusive flock on it (the kernel drops the lock when the process
+# ends, however it ends), so any entry of ours that can be locked is stale and may go.
+TEMP_PREFIX = ".partial-modelver-"
+_TEMP_NAME = re.compile(r"\.partial-modelver-[0-9a-f]{16}")
+FILE_MODE = 0o644  # files we write: rw-r--r-- (masked by the umask); executables get 0o755
+EXECUTABLE_MODE = 0o755
 
 
 class Progress(Protocol):
@@ -48,9 +64,26 @@ class BlobSource:
     data: bytes | None = None
 
     def open(self) -> BinaryIO:
+        cancel.check()
         if self.path is not None:
-            return self.path.open("rb")
+            return _CancellableReader(io.FileIO(self.path, "rb"), CHUNK)
         return io.BytesIO(self.data or b"")
+
+
+class _CancellableReader(io.BufferedReader):
+    """A file read for an upload: every read first checks for cancellation (SIGINT/SIGTERM)."""
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        cancel.check()
+        return super().read(size)
+
+    def read1(self, size: int = -1, /) -> bytes:
+        cancel.check()
+        return super().read1(size)
+
+    def readinto(self, buffer: Any, /) -> int:
+        cancel.check()
+        return super().readinto(buffer)
 
 
 class Store(Protocol):
@@ -105,9 +138,153 @@ def hash_file(path: Path) -> tuple[str, int]:
     size = 0
     with path.open("rb") as handle:
         while block := handle.read(CHUNK):
+            cancel.check()
             digest.update(block)
             size += len(block)
     return "sha256:" + digest.hexdigest(), size
+
+
+def umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text("ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split(":", 1)[1].strip(), 8)
+    with _UMASK_LOCK:  # elsewhere: set and restore (a moment when other threads see umask 077)
+        current = os.umask(0o077)
+        os.umask(current)
+        return current
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def file_mode(executable: bool = False) -> int:
+    """The mode of a file we write: 0o644 or 0o755, masked by the umask like any new file."""
+    return (EXECUTABLE_MODE if executable else FILE_MODE) & ~umask()
+
+
+@contextlib.contextmanager
+def _writing(dest: Path) -> Iterator[None]:
+    """Local file-system failures while writing ``dest`` name ``dest``, never a temp file."""
+    try:
+        yield
+    except IsADirectoryError:
+        raise InputError(
+            f"{dest}: is a folder, so the file cannot be written there; move the folder away "
+            "or choose another output folder; nothing was written"
+        ) from None
+    except OSError as exc:
+        raise InputError(
+            f"{dest}: cannot write ({exc.strerror or type(exc).__name__}); nothing was written"
+        ) from None
+
+
+def _lock(fd: int) -> bool | None:
+    """True: locked; False: someone holds it; None: this file system has no flock."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+            return None
+        raise
+    return True
+
+
+def _same(path: Path, fd: int) -> bool:
+    try:
+        on_disk, held = os.lstat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _create_owned(folder: Path, *, directory: bool) -> tuple[int, Path]:
+    """A new temp file or folder of ours in ``folder``, locked and registered for cancellation.
+
+    A sweeper in another process may lock and remove an entry between its creation and our
+    lock; then the path no longer is what we hold, and we start again with another name.
+    """
+    while True:
+        path = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        if directory:
+            path.mkdir(mode=0o700)
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        else:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        # Without flock (some network file systems) the entry is simply never judged stale.
+        if _lock(fd) is not False and _same(path, fd):
+            cancel.CURRENT.track(path, folder=directory)
+            return fd, path
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def owned_temp_dir(folder: Path) -> Iterator[Path]:
+    """A temporary folder of ours inside ``folder`` (locked, swept if we die), removed after."""
+    fd, path = _create_owned(folder, directory=True)
+    try:
+        yield path
+    finally:
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            cancel.CURRENT.untrack(path)
+            os.close(fd)
+
+
+def sweep_stale(folder: Path) -> int:
+    """Remove temp files and folders of ours in ``folder`` that no live process holds.
+
+    Only entries named ``TEMP_PREFIX`` + 16 hex digits are considered, never through a
+    symlink, and only when their lock can be taken (so their writer has ended). Returns how
+    many were removed; a folder that cannot be read is left alone.
+    """
+    removed = 0
+    try:
+        entries = [e for e in os.scandir(folder) if _TEMP_NAME.fullmatch(e.name)]
+    except OSError:
+        return 0
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_DIRECTORY if is_dir else 0)
+            fd = os.open(path, flags | os.O_NONBLOCK)
+        except OSError:  # a symlink, a FIFO that vanished, no permission: not ours to judge
+            continue
+        try:
+            if _lock(fd) is not True or not _same(path, fd):
+                continue  # in use, or no flock here to prove that it is not
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                shutil.rmtree(path, ignore_errors=True)
+            elif stat.S_ISREG(mode):
+                path.unlink()
+            else:
+                continue
+            removed += 1
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed
+
+
+_SWEPT: set[str] = set()
+_SWEPT_LOCK = threading.Lock()
+
+
+def _sweep_once(folder: Path) -> None:
+    """Sweep ``folder`` the first time this process writes into it."""
+    key = os.path.realpath(folder)
+    with _SWEPT_LOCK:
+        if key in _SWEPT:
+            return
+        _SWEPT.add(key)
+    sweep_stale(folder)
 
 
 def write_verified(
@@ -117,20 +294,34 @@ def write_verified(
     progress: Progress,
     name: str,
     source: str,
+    *,
+    mode: int | None = None,
 ) -> None:
-    """Write ``chunks`` to a temp file beside ``dest``; rename only if size and digest match."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".partial-", dir=dest.parent)
-    tmp = Path(tmp_name)
+    """Write ``chunks`` to a temp file beside ``dest``; rename only if size and digest match.
+
+    The temp file is ours (see ``TEMP_PREFIX``): locked while we write, removed on any failure
+    or cancellation (checked before every chunk). ``dest`` gets ``mode`` (default: 0o644 masked
+    by the umask), whatever the temp file had.
+    """
+    cancel.check()
+    folder = dest.parent
+    with _writing(dest):
+        folder.mkdir(parents=True, exist_ok=True)
+        _sweep_once(folder)
+        fd, tmp = _create_owned(folder, directory=False)
     try:
         digest = hashlib.sha256()
         size = 0
-        with os.fdopen(fd, "wb") as out:
+        with os.fdopen(os.dup(fd), "wb") as out:
             for chunk in _bounded(chunks, descriptor, source):
-                out.write(chunk)
+                cancel.check()
+                with _writing(dest):
+                    out.write(chunk)
                 digest.update(chunk)
                 size += len(chunk)
                 progress.advance(name, len(chunk))
+            with _writing(dest):
+                out.flush()
         got = "sha256:" + digest.hexdigest()
         if size != descriptor.size:
             raise IntegrityError(
@@ -142,10 +333,17 @@ def write_verified(
                 f"{source}: blob content hashes to {got}, expected {descriptor.digest}; "
                 "the store is corrupted or tampered with; nothing was written"
             )
-        os.replace(tmp, dest)
+        cancel.check()
+        with _writing(dest):
+            os.fchmod(fd, file_mode() if mode is None else mode)
+            os.replace(tmp, dest)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        try:
+            if _same(tmp, fd):
+                tmp.unlink()
+        finally:
+            cancel.CURRENT.untrack(tmp)
+            os.close(fd)
 
 
 def _bounded(chunks: Iterable[bytes], descriptor: Descriptor, source: str) -> Iterator[bytes]:
@@ -162,9 +360,13 @@ def _bounded(chunks: Iterable[bytes], descriptor: Descriptor, source: str) -> It
 
 
 def iter_file(path: Path) -> Iterator[bytes]:
-    """A file's content in 1 MiB chunks."""
+    """A file's content in 1 MiB chunks (cancellation is checked before each)."""
     with path.open("rb") as handle:
-        while block := handle.read(CHUNK):
+        while True:
+            cancel.check()
+            block = handle.read(CHUNK)
+            if not block:
+                return
             yield block
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import re
 import unicodedata
@@ -14,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ci_modelver.adapters import files
+from ci_modelver.adapters import files, folders
 from ci_modelver.commands.toolkit import Invocation, Parents
 from ci_modelver.core.source import Finding
 from ci_modelver.core.validate import relative_path_problem
@@ -235,6 +236,19 @@ def bundled_workflows() -> dict[str, bytes]:
 
 def _check_targets(directory: Path, targets: list[Path]) -> None:
     """Refuse before writing anything: every target must be new, its folders usable."""
+    # Pull's rule: nothing is written outside DIR, not through a symlinked .github/workflows
+    # (checked first: nothing outside DIR is even looked at).
+    for target in targets:
+        problem = folders.parent_problem(directory, target)
+        if problem is None:
+            continue
+        where, why = problem
+        if why.startswith(folders.LEADS_OUTSIDE):
+            raise InputError(
+                f"init: {where} {why}; nothing was written — init writes only inside "
+                f"{directory}: replace the symlink with a folder, or init another folder"
+            )
+        raise InputError(f"init: {where} {why}; nothing was written")
     existing = [str(t) for t in targets if os.path.lexists(t)]
     if existing:
         raise InputError(
@@ -242,22 +256,19 @@ def _check_targets(directory: Path, targets: list[Path]) -> None:
             "nothing was written — move or delete "
             f"{'it' if len(existing) == 1 else 'them'} first"
         )
-    folder = directory
-    for part in WORKFLOW_DIR:
-        folder = folder / part
-        if os.path.lexists(folder) and not folder.is_dir():
-            raise InputError(f"init: {folder} exists and is not a folder; nothing was written")
 
 
-def _write_all(contents: dict[Path, bytes]) -> None:
+def _write_all(directory: Path, contents: dict[Path, bytes]) -> None:
     """Create every file (never replacing one); on failure remove what this call created."""
     created: list[Path] = []
     made_dirs: list[Path] = []
     try:
         for target, data in contents.items():
-            missing = [p for p in reversed(target.parents) if not p.exists()]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            made_dirs += [p for p in missing if p not in made_dirs]
+            missing = [p for p in reversed(target.parents) if not os.path.lexists(p)]
+            problem = folders.make_parents(directory, target)
+            made_dirs += [p for p in missing if p not in made_dirs and p.is_dir()]
+            if problem is not None:  # changed since the check: treat it like a failed write
+                raise NotADirectoryError(errno.ENOTDIR, problem[1], str(problem[0]))
             with target.open("xb") as handle:
                 created.append(target)
                 handle.write(data)
@@ -287,7 +298,7 @@ def init_folder(directory: Path) -> InitResult:
         **{workflow_dir / file: data for file, data in workflows.items()},
     }
     _check_targets(directory, list(contents))
-    _write_all(contents)
+    _write_all(directory, contents)
     findings = validate_manifest(manifest, str(manifest)).findings
     return InitResult(
         directory=directory,

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
-import tempfile
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci_modelver.adapters.store import Progress, hash_file
+from ci_modelver.adapters import cancel, folders
+from ci_modelver.adapters.store import (
+    Progress,
+    file_mode,
+    hash_file,
+    owned_temp_dir,
+    sweep_stale,
+)
 from ci_modelver.adapters.tarball import extract
 from ci_modelver.commands.toolkit import (
     Invocation,
@@ -21,7 +29,13 @@ from ci_modelver.commands.toolkit import (
     read_artifact,
     require_target,
 )
-from ci_modelver.core.modelpack import LAYER_TYPES, Descriptor, is_tar_layer, safe_layer_paths
+from ci_modelver.core.modelpack import (
+    ANN_FILE_METADATA,
+    LAYER_TYPES,
+    Descriptor,
+    is_tar_layer,
+    safe_layer_paths,
+)
 from ci_modelver.errors import ArtifactError, InputError
 from ci_modelver.settings import Settings
 
@@ -66,17 +80,23 @@ def run(args: argparse.Namespace, inv: Invocation) -> PullResult:
 
 @dataclass(frozen=True)
 class PullResult:
-    """Where the files went and how many were fetched or already up to date."""
+    """Where the files went, how many were fetched or already up to date, which were replaced."""
 
     digest: str
     output: Path
     files: tuple[tuple[str, int, bool], ...]  # path, size, downloaded
+    # Files that existed with other content and were overwritten by the version's file.
+    replaced: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "digest": self.digest,
             "output": str(self.output),
-            "files": [{"path": p, "size": s, "downloaded": d} for p, s, d in self.files],
+            "files": [
+                {"path": p, "size": s, "downloaded": d, "replaced": p in self.replaced}
+                for p, s, d in self.files
+            ],
+            "replaced": list(self.replaced),
         }
 
 
@@ -95,26 +115,79 @@ def parse_only(text: str | None) -> frozenset[str] | None:
     return frozenset(kinds)
 
 
-def _prepare_parent(root: Path, dest: Path, source: str, path: str) -> None:
-    """Create dest's folders one by one, refusing any symlink that leads outside ``root``."""
-    real_root = os.path.realpath(root)
-    current = root
-    for part in dest.relative_to(root).parts[:-1]:
-        current = current / part
-        if current.is_symlink() or current.exists():
-            real = os.path.realpath(current)
-            if os.path.commonpath([real_root, real]) != real_root:
-                raise ArtifactError(
-                    f"{source}: refusing '{path}': {current} leads outside {root} (symlink)"
-                )
-            if not os.path.isdir(real):
-                raise ArtifactError(
-                    f"{source}: refusing '{path}': {current} exists and is not a folder"
-                )
-        else:
-            current.mkdir()
-    if dest.is_symlink():
+def _check_target(root: Path, dest: Path, source: str, path: str, *, tar: bool) -> None:
+    """Refuse, before anything is written, a target that cannot or must not be written.
+
+    Its folders must stay inside ``root`` (no symlink leading out, nothing that is not a
+    folder); the target itself must not be a symlink, and (for a file) not be a folder, FIFO,
+    socket or device: such a thing is never replaced by a downloaded file.
+    """
+    problem = folders.parent_problem(root, dest)
+    if problem is not None:
+        where, why = problem
+        raise ArtifactError(f"{source}: refusing '{path}': {where} {why}")
+    try:
+        st = dest.lstat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ArtifactError(
+            f"{source}: refusing '{path}': {dest} cannot be checked ({exc.strerror})"
+        ) from None
+    if stat.S_ISLNK(st.st_mode):
         raise ArtifactError(f"{source}: refusing '{path}': {dest} is a symlink; remove it first")
+    if tar:
+        return  # a directory layer unpacks into its folder: tarball.extract checks each entry
+    if stat.S_ISDIR(st.st_mode):
+        raise ArtifactError(
+            f"{source}: refusing '{path}': {dest} is a folder; move it away or pull into "
+            "another folder (-o DIR); nothing was written"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        raise ArtifactError(
+            f"{source}: refusing '{path}': {dest} exists and is not a regular file (a FIFO, "
+            "socket or device); remove it first; nothing was written"
+        )
+
+
+def _make_parents(root: Path, dest: Path, source: str, path: str) -> None:
+    try:
+        problem = folders.make_parents(root, dest)
+    except OSError as exc:
+        raise InputError(
+            f"{source}: cannot create the folder for '{path}' in {root} ({exc.strerror})"
+        ) from None
+    if problem is not None:
+        where, why = problem
+        raise ArtifactError(f"{source}: refusing '{path}': {where} {why}")
+
+
+def _prepare(root: Path, jobs: list[tuple[str, Descriptor, Path]], source: str) -> None:
+    """Check every target before anything is written, create the folders, sweep stale temps."""
+    for path, layer, dest in jobs:
+        _check_target(root, dest, source, path, tar=is_tar_layer(layer))
+    root.mkdir(parents=True, exist_ok=True)
+    for path, _layer, dest in jobs:
+        _make_parents(root, dest, source, path)
+    # What an earlier pull left when it was killed: only our own temp files, and only those
+    # that no running process holds.
+    for folder in dict.fromkeys([root, *(dest.parent for _p, _l, dest in jobs)]):
+        sweep_stale(folder)
+
+
+def recorded_executable(layer: Descriptor) -> bool:
+    """Whether the layer's file metadata (``org.cncf.model.file.metadata+json``) records an
+    executable bit. Only that bit is honoured: setuid, setgid, sticky or world-writable modes
+    from a registry never reach the disk; missing or malformed metadata means a plain file."""
+    raw = layer.annotations.get(ANN_FILE_METADATA)
+    if not raw:
+        return False
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        return False
+    mode = meta.get("mode") if isinstance(meta, dict) else None
+    return isinstance(mode, int) and not isinstance(mode, bool) and bool(mode & 0o111)
 
 
 def _up_to_date(dest: Path, layer: Descriptor) -> bool:
@@ -192,29 +265,43 @@ def pull(
         dest = root / path
         jobs.append((path, layer, dest))
     _check_caps(jobs, source, max_total, max_file)
-    root.mkdir(parents=True, exist_ok=True)
-    for path, _layer, dest in jobs:
-        _prepare_parent(root, dest, source, path)
+    _prepare(root, jobs, source)
 
-    def fetch(job: tuple[str, Descriptor, Path]) -> tuple[str, int, bool]:
+    def fetch(job: tuple[str, Descriptor, Path]) -> tuple[str, int, bool, bool]:
         path, layer, dest = job
+        cancel.check()
         if is_tar_layer(layer):
             return _fetch_tar(job)
         if _up_to_date(dest, layer):
             progress.finish(path, skipped=True)
-            return path, layer.size, False
+            return path, layer.size, False, False
+        existed = dest.is_file()
         store.fetch_blob(layer, dest, progress, path)
-        return path, layer.size, True
+        if recorded_executable(layer):
+            os.chmod(dest, file_mode(executable=True))
+        return path, layer.size, True, existed
 
-    def _fetch_tar(job: tuple[str, Descriptor, Path]) -> tuple[str, int, bool]:
-        # A directory packed as tar: verify the blob in a temp file, then extract it safely.
+    def _fetch_tar(job: tuple[str, Descriptor, Path]) -> tuple[str, int, bool, bool]:
+        # A directory packed as tar: verify the blob in a temp folder of ours, then extract it.
         path, layer, _dest = job
-        with tempfile.TemporaryDirectory(prefix=".modelver-tar-", dir=root) as tmp:
-            blob = Path(tmp) / "layer.tar"
+        with owned_temp_dir(root) as tmp:
+            blob = tmp / "layer.tar"
             store.fetch_blob(layer, blob, progress, path)
             extract(blob, root, f"{source} ({path})", max_total)
-        return path, layer.size, True
+        return path, layer.size, True, False
 
-    with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
+    # On any failure (a signal included) the jobs not started yet are dropped; running ones stop
+    # at their next block once cancelled.
+    pool = ThreadPoolExecutor(max_workers=settings.concurrency)
+    try:
         done = tuple(pool.map(fetch, jobs))
-    return PullResult(artifact.digest, root, done)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return PullResult(
+        artifact.digest,
+        root,
+        tuple((p, s, d) for p, s, d, _r in done),
+        tuple(p for p, _s, _d, replaced in done if replaced),
+    )

@@ -299,6 +299,14 @@ def _pull(result: PullResult, fmt: str, in_actions: bool, lines: Lines) -> None:
         f"pulled {result.digest} into {result.output}: {len(result.files)} file(s), "
         f"{fetched} downloaded, {len(result.files) - fetched} already up to date; all digests verified"
     )
+    if result.replaced:
+        # Layer paths come from the store: each one escaped, the list cut to a readable size.
+        shown = ", ".join(one_line(path, 200) for path in result.replaced[:10])
+        more = f" and {len(result.replaced) - 10} more" if len(result.replaced) > 10 else ""
+        lines.out(
+            f"replaced {len(result.replaced)} existing file(s) that had other content: "
+            f"{shown}{more}"
+        )
 
 
 def _show(result: Shown, fmt: str, in_actions: bool, lines: Lines) -> None:
