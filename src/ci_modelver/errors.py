@@ -36,6 +36,10 @@ class InputError(ModelverError):
     exit_code = ExitCode.INVALID_INPUT
 
 
+class CredentialsInReference(InputError):
+    """A reference (or repository) carrying a user, password or token: refused without echoing it."""
+
+
 class InvalidManifest(InputError):
     """The manifest has findings; the edges print them like ``validate`` does."""
 

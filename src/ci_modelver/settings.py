@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from ci_modelver.errors import InputError
 
@@ -48,34 +49,26 @@ class Settings:
     ) -> Settings:
         """Flags win over environment variables (MODELVER_*), which win over defaults."""
         repo = repository or env.get("MODELVER_REPOSITORY") or None
-        conc = (
-            concurrency
-            if concurrency is not None
-            else _int_env(env, "MODELVER_CONCURRENCY", DEFAULT_CONCURRENCY)
-        )
+        # Each variable takes exactly what its flag takes (argparse's int and float), so
+        # MODELVER_TIMEOUT=1.5 works like --timeout 1.5; unset or empty means "not given".
+        conc = _number(concurrency, env, "MODELVER_CONCURRENCY", int)
+        conc = DEFAULT_CONCURRENCY if conc is None else conc
         if not 1 <= conc <= 64:
             raise InputError(
                 f"{_knob('concurrency', surface)} must be between 1 and 64, got {conc}"
             )
-        budget = (
-            timeout
-            if timeout is not None
-            else float(_int_env(env, "MODELVER_TIMEOUT", int(DEFAULT_TIMEOUT)))
-        )
+        budget = _number(timeout, env, "MODELVER_TIMEOUT", float)
+        budget = DEFAULT_TIMEOUT if budget is None else budget
         if not math.isfinite(budget) or budget <= 0:
             raise InputError(
                 f"{_knob('timeout', surface)} must be a positive number of seconds, got {budget:g}"
             )
-        chunk = (
-            chunk_size
-            if chunk_size is not None
-            else (_int_env(env, "MODELVER_CHUNK_SIZE", 0) or None)
-        )
+        chunk = _number(chunk_size, env, "MODELVER_CHUNK_SIZE", int)
         if chunk is not None and chunk < 1024:
             raise InputError(
                 f"{_knob('chunk-size', surface)} must be at least 1024 bytes, got {chunk}"
             )
-        plain = plain_http or env.get("MODELVER_PLAIN_HTTP", "").lower() in ("1", "true", "yes")
+        plain = plain_http or _env_flag(env, "MODELVER_PLAIN_HTTP")
         return cls(
             env,
             repo,
@@ -113,14 +106,47 @@ def in_github_actions(env: Mapping[str, str]) -> bool:
     return env.get("GITHUB_ACTIONS") == "true"
 
 
-def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
+_NUMBER = TypeVar("_NUMBER", int, float)
+_KINDS = {
+    int: ("an integer", "a whole number like 8"),
+    float: ("a number", "seconds like 120 or 1.5"),
+}
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def _number(
+    flag: _NUMBER | None, env: Mapping[str, str], name: str, parse: type[_NUMBER]
+) -> _NUMBER | None:
+    """The flag if given, else ``env[name]`` read by the flag's own conversion; None if neither.
+
+    The variable is not read when the flag is given (the flag wins, even over a broken value).
+    """
+    if flag is not None:
+        return flag
     raw = env.get(name)
-    if raw is None or raw == "":
-        return default
+    if raw is None or not raw.strip():
+        return None
     try:
-        return int(raw)
+        return parse(raw)
     except ValueError:
-        raise InputError(f"environment variable {name}={raw!r} is not an integer") from None
+        kind, example = _KINDS[parse]
+        raise InputError(
+            f"environment variable {name}={raw[:40]!r} is not {kind}; set it to {example}"
+        ) from None
+
+
+def _env_flag(env: Mapping[str, str], name: str) -> bool:
+    """A boolean variable: 1/true/yes/on or 0/false/no/off (any case); unset or empty is false."""
+    raw = env.get(name, "").strip().lower()
+    if raw in TRUE_WORDS:
+        return True
+    if raw in FALSE_WORDS or not raw:
+        return False
+    raise InputError(
+        f"environment variable {name}={raw[:40]!r} is not a boolean; set it to "
+        f"{', '.join(TRUE_WORDS)} or {', '.join(FALSE_WORDS)}"
+    )
 
 
 MODES = ("auto", "check", "publish", "promote", "rollback")
@@ -135,9 +161,9 @@ def input_value(env: Mapping[str, str], name: str, default: str = "") -> str:
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = input_value(env, name, "true" if default else "false").lower()
-    if raw in ("true", "yes", "1", "on"):
+    if raw in TRUE_WORDS:
         return True
-    if raw in ("false", "no", "0", "off"):
+    if raw in FALSE_WORDS:
         return False
     raise InputError(f"input '{name}': expected true or false, got '{raw[:40]}'")
 

@@ -1778,7 +1778,7 @@ ENVIRONMENT = [
     case(
         "modelver-timeout-a-word",
         2,
-        "environment variable MODELVER_TIMEOUT='soon' is not an integer",
+        "environment variable MODELVER_TIMEOUT='soon' is not a number",
         lambda w: Call(("show", w.version), {"MODELVER_TIMEOUT": "soon"}),
     ),
     case(

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ci_modelver.core.text import strip_userinfo
+
 
 @dataclass(frozen=True)
 class GitInfo:
@@ -40,18 +42,25 @@ _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+)$")
 
 
 def clean_remote_url(url: str) -> str:
-    """A browsable URL without credentials: ``git@github.com:a/b.git`` → ``https://github.com/a/b``."""
-    url = url.strip()
+    """A browsable URL without credentials: ``git@github.com:a/b.git`` → ``https://github.com/a/b``.
+
+    The user part goes first, whatever the scheme (``persistent-https://me:TOKEN@…``,
+    ``ftp://u:p@…``, ``git+ssh://u:p@…``, scp-like ``user:pass@host:path``): the URL ends up in
+    an immutable artifact. ssh-style remotes become their https page; other schemes are kept.
+    """
+    url = strip_userinfo(url.strip())
     match = _SCP_LIKE.match(url)
     if match and "://" not in url:
         url = f"https://{match.group(1)}/{match.group(2)}"
-    parts = urlsplit(url)
-    if parts.scheme in ("ssh", "git", "git+ssh"):
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a malformed port or IPv6 host: keep the (already stripped) text
+        return url
+    if parts.scheme in ("ssh", "git", "git+ssh", "ssh+git") and parts.hostname:
         url = f"https://{parts.hostname}{parts.path}"
     elif parts.scheme in ("http", "https") and parts.hostname:
-        # Never keep user:token@ from https remotes: the URL ends up in a published artifact.
-        port = f":{parts.port}" if parts.port else ""
-        url = f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+        url = f"{parts.scheme}://{parts.hostname}{f':{port}' if port else ''}{parts.path}"
     url = url.rstrip("/")
     return url[:-4] if url.endswith(".git") else url
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ci_modelver.core.manifest import FileType, Manifest
 from ci_modelver.core.refs import DIGEST_RE
+from ci_modelver.core.text import strip_userinfo
 from ci_modelver.core.validate import (
     is_finite_number,
     normalise_relative,
@@ -274,8 +275,26 @@ def model_config(
     }
 
 
+# The URLs of a version record: recorded (and shown) without credentials.
+_CODE_URLS = ("repository", "runUrl")
+_DATA_URLS = ("uri",)
+
+
+def _without_credentials(entry: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    return {
+        k: strip_userinfo(v) if k in keys and isinstance(v, str) else v for k, v in entry.items()
+    }
+
+
 def pack(manifest: Manifest, files: Sequence[PackedFile], provenance: Provenance) -> Packed:
     """Build config and manifest bytes. Pure: the same arguments give the same bytes."""
+    # Every URL of the artifact comes from here: a git remote's user:token@ or a presigned
+    # query never reaches the record, the config's sourceURL or the annotations.
+    provenance = replace(
+        provenance,
+        code=_without_credentials(provenance.code, _CODE_URLS),
+        data=[_without_credentials(d, _DATA_URLS) for d in provenance.data],
+    )
     layers = tuple(layer_descriptor(f, provenance.created) for f in files)
     config = canonical_json(model_config(manifest, provenance, layers))
     config_descriptor = Descriptor(MODEL_CONFIG, sha256_digest(config), len(config))
@@ -418,6 +437,8 @@ def normalize_record(raw: Mapping[str, Any]) -> dict[str, Any]:
     for key in _RECORD_MAPPINGS:
         if isinstance(raw.get(key), dict):
             record[key] = raw[key]
+    if "code" in record:  # a version published elsewhere may still carry a remote's token
+        record["code"] = _without_credentials(record["code"], _CODE_URLS)
     metrics = raw.get("metrics")
     if isinstance(metrics, dict):
         record["metrics"] = {
@@ -426,7 +447,9 @@ def normalize_record(raw: Mapping[str, Any]) -> dict[str, Any]:
     data = raw.get("data")
     if isinstance(data, list):
         record["data"] = [
-            {str(k): v for k, v in d.items() if isinstance(v, str)}
+            _without_credentials(
+                {str(k): v for k, v in d.items() if isinstance(v, str)}, _DATA_URLS
+            )
             for d in data
             if isinstance(d, dict)
         ]

@@ -11,8 +11,8 @@ import ipaddress
 import re
 from dataclasses import dataclass, replace
 
-from ci_modelver.core.text import one_line
-from ci_modelver.errors import InputError
+from ci_modelver.core.text import mask_credentials, one_line, secret_parameters, userinfo_span
+from ci_modelver.errors import CredentialsInReference, InputError
 
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -28,6 +28,41 @@ SEMVER_RE = re.compile(
 MODEL_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 LAYOUT_PREFIX = "oci:"
 _UNSAFE = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029]")
+# Where registry credentials go instead (docs/reliability.md#authentication).
+CREDENTIALS_ADVICE = (
+    "credentials do not belong in a reference (it is shown in logs and recorded); give them as "
+    "MODELVER_REGISTRY_USERNAME and MODELVER_REGISTRY_PASSWORD, through 'docker login' (or a "
+    "docker config credential helper), or as the action's registry-username and "
+    "registry-password inputs"
+)
+
+
+def _credential_view(text: str) -> tuple[str, bool]:
+    """``text`` with any credentials masked, and whether it carried some.
+
+    A registry reference never has an '@' before its first '/' nor a query, so any user part
+    (``https://u:p@…``, ``u:p@host/…``, ``TOKEN@host/…``, ``oci://u:p@…``) counts, and every
+    query value is masked; in ``oci:DIR`` only ``user:password@`` does (a folder may hold '@').
+    """
+    prefix, body, registry = "", text, True
+    if text.startswith(LAYOUT_PREFIX) and not text.startswith(LAYOUT_PREFIX + "//"):
+        prefix, body, registry = LAYOUT_PREFIX, text[len(LAYOUT_PREFIX) :], False
+    found = userinfo_span(body, bare_user=registry) is not None or bool(secret_parameters(body))
+    return prefix + mask_credentials(body, bare_user=registry, all_parameters=True), found
+
+
+def shown(text: str, limit: int = 200) -> str:
+    """A reference (or a part of one) as a message shows it: credentials masked, one line."""
+    return one_line(_credential_view(text)[0], limit)
+
+
+def refuse_credentials(text: str) -> None:
+    """CredentialsInReference (without the secret) when ``text`` carries a user or a token."""
+    masked, found = _credential_view(text)
+    if found:
+        raise CredentialsInReference(
+            f"invalid reference '{one_line(masked, 200)}': {CREDENTIALS_ADVICE}"
+        )
 
 
 @dataclass(frozen=True)
@@ -86,7 +121,7 @@ def check_tag(tag: str, what: str = "tag") -> str:
             if len(tag) > 128
             else "has a character outside A-Z a-z 0-9 . _ - (or starts with . or -)"
         )
-        raise InputError(f"invalid {what} '{one_line(tag, 140)}': {reason}")
+        raise InputError(f"invalid {what} '{shown(tag, 140)}': {reason}")
     return tag
 
 
@@ -96,9 +131,11 @@ def check_digest(digest: str) -> str:
         return digest
     algo, _, hexpart = digest.partition(":")
     if algo != "sha256":
-        raise InputError(f"unsupported digest '{digest[:80]}': only sha256 digests are supported")
+        raise InputError(
+            f"unsupported digest '{shown(digest, 80)}': only sha256 digests are supported"
+        )
     raise InputError(
-        f"invalid digest '{digest[:80]}': expected sha256: followed by 64 lowercase hex digits "
+        f"invalid digest '{shown(digest, 80)}': expected sha256: followed by 64 lowercase hex digits "
         f"(got {len(hexpart)} characters)"
     )
 
@@ -119,8 +156,9 @@ def split_model_ref(text: str) -> tuple[str, str | None, str | None] | None:
     """``NAME[:TAG|@DIGEST]`` → (name, tag, digest); None when ``text`` is not a bare model name.
 
     A bare name has no '/' and no ``oci:`` prefix, so it can never be mistaken for a registry
-    reference (which always has HOST/PATH).
+    reference (which always has HOST/PATH). Text carrying credentials is refused here too.
     """
+    refuse_credentials(text)
     if "/" in text or text.startswith(LAYOUT_PREFIX) or len(text) > 128 + 1 + 128 + 71:
         return None
     name, at, digest = text.partition("@")
@@ -138,85 +176,120 @@ def split_model_ref(text: str) -> tuple[str, str | None, str | None] | None:
 def parse_ref(text: str) -> Reference:
     """Parse a registry or layout reference; raise InputError saying what is wrong."""
     text = text.strip(" \t")
+    # First of all: no message below may echo a password or token.
+    refuse_credentials(text)
     if _UNSAFE.search(text):
         raise InputError(
-            f"invalid reference '{one_line(text, 200)}': it contains control characters or spaces"
+            f"invalid reference '{shown(text)}': it contains control characters or spaces"
         )
     if not text:
         raise InputError("empty reference: give HOST/PATH[:TAG] or oci:DIR[:TAG]")
     if text.startswith(LAYOUT_PREFIX):
-        body = text[len(LAYOUT_PREFIX) :]
-        if "@" in body:
-            where, _, at = body.rpartition("@")
-            return Reference("layout", _layout_dir(where, text), digest=check_digest(at))
-        directory: str = body
-        tag: str | None = None
-        head, sep, tail = body.rpartition(":")
-        if sep and "/" not in tail and head:
-            directory, tag = head, check_tag(tail)
-        return Reference("layout", _layout_dir(directory, text), tag=tag)
+        return _parse_layout(text)
+    return _parse_registry(text)
+
+
+def _parse_layout(text: str) -> Reference:
+    body = text[len(LAYOUT_PREFIX) :]
+    if "@" in body:
+        where, _, at = body.rpartition("@")
+        return Reference("layout", _layout_dir(where, text), digest=check_digest(at))
+    directory: str = body
+    tag: str | None = None
+    head, sep, tail = body.rpartition(":")
+    if sep and "/" not in tail and head:
+        directory, tag = head, check_tag(tail)
+    return Reference("layout", _layout_dir(directory, text), tag=tag)
+
+
+def _parse_registry(text: str) -> Reference:
     if "://" in text:
         raise InputError(
-            f"invalid reference '{text}': drop the scheme, e.g. ghcr.io/acme/model:1.0.0"
+            f"invalid reference '{shown(text)}': drop the scheme, e.g. ghcr.io/acme/model:1.0.0"
+        )
+    if "?" in text or "#" in text:
+        raise InputError(
+            f"invalid reference '{shown(text)}': a reference has no query string or fragment; "
+            "drop the '?' or '#' and what follows"
         )
     # The host part may carry a port (host:5000/...), so split the host off first.
     host, slash, rest = text.partition("/")
     if not slash or not rest:
         raise InputError(
-            f"invalid reference '{text}': give the registry host and repository path, "
+            f"invalid reference '{shown(text)}': give the registry host and repository path, "
             "e.g. ghcr.io/acme/model:1.0.0 (or oci:DIR for a local OCI layout)"
         )
-    port = host.rsplit(":", 1)[1] if ":" in host and not host.endswith("]") else ""
-    if port.isdigit() and not 0 < int(port) <= 65535:
-        raise InputError(
-            f"invalid reference '{one_line(text, 200)}': port {port} is out of range (1-65535)"
-        )
-    if not _looks_like_host(host):
-        raise InputError(
-            f"invalid reference '{text}': '{host}' is not a registry host; write it in full, "
-            f"e.g. docker.io/{text} or ghcr.io/{text}"
-        )
+    _check_host(host, text)
     path, rtag, rdigest = _split_target(rest)
     if not REPO_PATH_RE.match(path):
         hint = " (repository names must be lowercase)" if path.lower() != path else ""
         raise InputError(
-            f"invalid repository path '{path}' in '{text}': use lowercase letters, digits and "
-            f"single separators . _ - between them, '/' between components{hint}"
+            f"invalid repository path '{shown(path)}' in '{shown(text)}': use lowercase letters, "
+            f"digits and single separators . _ - between them, '/' between components{hint}"
         )
     if len(host) + 1 + len(path) > 255:
         raise InputError(
-            f"invalid reference '{text[:80]}...': repository name longer than 255 characters"
+            f"invalid reference '{shown(text, 80)}': repository name longer than 255 characters"
         )
     return Reference("registry", f"{host}/{path}", rtag, rdigest)
+
+
+def _check_host(host: str, text: str) -> None:
+    port = host.rsplit(":", 1)[1] if ":" in host and not host.endswith("]") else ""
+    if port.isdigit() and not 0 < int(port) <= 65535:
+        raise InputError(
+            f"invalid reference '{shown(text)}': port {port} is out of range (1-65535)"
+        )
+    if not _looks_like_host(host):
+        undotted = re.sub(r"\.(?=(?::[0-9]*)?$)", "", host)  # localhost.:5000 → localhost:5000
+        if undotted != host and _looks_like_host(undotted):
+            raise InputError(
+                f"invalid reference '{shown(text)}': write the host '{shown(host)}' without its "
+                "trailing '.'"
+            )
+        raise InputError(
+            f"invalid reference '{shown(text)}': '{shown(host)}' is not a registry host; write it "
+            f"in full, e.g. docker.io/{shown(text)} or ghcr.io/{shown(text)}"
+        )
 
 
 def _looks_like_host(host: str) -> bool:
     if not _HOST_RE.match(host):
         return False
-    return "." in host or ":" in host or host == "localhost" or host.startswith("[")
+    return "." in host or ":" in host or host.lower() == "localhost" or host.startswith("[")
 
 
 def _layout_dir(directory: str, text: str) -> str:
     if not directory:
         raise InputError(
-            f"invalid reference '{text}': oci: needs a directory, e.g. oci:.modelver/model"
+            f"invalid reference '{shown(text)}': oci: needs a directory, e.g. oci:.modelver/model"
         )
     return directory
 
 
 def is_loopback(host: str) -> bool:
-    """Whether a registry host (with optional port) is this machine: plain HTTP is safe there."""
-    name = host
+    """Whether a registry host (with optional port) is this machine: plain HTTP is safe there.
+
+    ``localhost`` in any letter case and as the absolute name ``localhost.``, 127.0.0.0/8, ``::1``
+    (bracketed or not, also as ``::ffff:127.0.0.1``).
+    """
+    name = host.strip()
     if name.startswith("["):
-        name = name[1 : name.index("]")]
+        close = name.find("]")
+        if close == -1:
+            return False
+        name = name[1:close]
     elif name.count(":") == 1:
         name = name.split(":", 1)[0]
-    if name == "localhost":
+    if name.lower() in ("localhost", "localhost."):
         return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        address = ipaddress.ip_address(name)
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def is_version_tag(tag: str) -> bool:
