@@ -30,7 +30,7 @@ from ci_modelver.commands import (
     validate,
 )
 from ci_modelver.commands.toolkit import Invocation, Parents
-from ci_modelver.core.text import one_line
+from ci_modelver.core.text import mask_credentials, one_line
 from ci_modelver.edges.actions import ActionsEdge, annotation, finding_annotation
 from ci_modelver.edges.progress import TerminalProgress
 from ci_modelver.edges.terminal import Console, finding_line, render
@@ -56,7 +56,12 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage problem as one line and exit code 2, via our hierarchy."""
 
     def error(self, message: str) -> NoReturn:
-        raise InputError(f"{self.prog}: {message} (see '{self.prog} --help')")
+        # argparse quotes stray arguments back: a reference with credentials must not come back.
+        shown = " ".join(
+            mask_credentials(word, bare_user=True, all_parameters=True)
+            for word in message.split(" ")
+        )
+        raise InputError(f"{self.prog}: {shown} (see '{self.prog} --help')")
 
 
 def build_parser() -> argparse.ArgumentParser:

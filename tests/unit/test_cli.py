@@ -104,3 +104,11 @@ def test_schema_command_prints_bundled_schema() -> None:
     result = run_cli("schema", "metrics")
     assert result.code == 0
     assert json.loads(result.out)["$id"] == "urn:ci-modelver:schema:metrics:v1"
+
+
+def test_usage_errors_never_echo_credentials() -> None:
+    result = run_cli("show", "a", "https://user:s3cret@host/x?token=t0k3n", "oauth:pw2@h/y")
+    assert result.code == 2
+    assert "unrecognized arguments" in result.err
+    for secret in ("s3cret", "t0k3n", "pw2"):
+        assert secret not in result.err

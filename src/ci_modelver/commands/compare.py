@@ -295,7 +295,7 @@ def post_comment(
             f"{comment}: no pull request number; {settings.supply('pr')} N or run on a "
             "pull_request event"
             if settings.surface != ACTION
-            else f"{comment}: the event payload names no pull request; set comment: false "
+            else f"{comment}: the event payload has no pull request number; set comment: false "
             "outside pull requests"
         )
     if not repo:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
+from ci_modelver.core.text import strip_userinfo
+
 
 def rfc3339(epoch: float) -> str:
     """UTC, second precision, 'Z' suffix: the one timestamp format in our artifacts."""
@@ -18,7 +20,8 @@ def precise_time(epoch: float) -> str:
 
 def server_url(env: Mapping[str, str]) -> str:
     """The GitHub web server (github.com, or a GitHub Enterprise Server)."""
-    return env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+    # The variable is the runner's, but a URL with credentials must never reach a record.
+    return strip_userinfo(env.get("GITHUB_SERVER_URL", "https://github.com")).rstrip("/")
 
 
 def repository_url(env: Mapping[str, str]) -> str | None:
