@@ -106,6 +106,27 @@ class RemoteError(ModelverError):
     exit_code = ExitCode.REMOTE_FAILURE
 
 
+class TooSlow(RemoteError):
+    """A request (answer and body) did not complete within its deadline: --timeout, and for a
+    blob also its size at the minimum throughput (MODELVER_MIN_THROUGHPUT)."""
+
+
+class UntrustedCertificate(RemoteError):
+    """A registry's TLS certificate could not be verified: not retried, retrying cannot help."""
+
+
+class JSONRefused(ValueError):
+    """Outside JSON refused by the bounded parser (core/json_bounds): not JSON, too large, too deep.
+
+    Carries the problem only (never the content); callers turn it into an InputError (a local
+    file) or a RemoteError (a server's answer) that names the source.
+    """
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
 class IntegrityError(ModelverError):
     """Downloaded bytes do not match their descriptor: never written to the destination."""
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from ci_modelver.adapters.http import DEFAULT_MIN_THROUGHPUT
 from ci_modelver.errors import InputError
 
 DEFAULT_CONCURRENCY = 4
@@ -32,6 +33,8 @@ class Settings:
     in_github_actions: bool = False
     # Who reads our messages: a CLI user (flags) or a workflow author (action inputs).
     surface: str = CLI
+    # Bytes per second a blob transfer must average on top of --timeout (MODELVER_MIN_THROUGHPUT).
+    min_throughput: int = DEFAULT_MIN_THROUGHPUT
 
     @classmethod
     def build(
@@ -80,6 +83,7 @@ class Settings:
             log,
             in_github_actions=in_github_actions(env),
             surface=surface,
+            min_throughput=_min_throughput(env),
         )
 
     def option(self, name: str) -> str:
@@ -215,3 +219,17 @@ def secrets_to_mask(env: Mapping[str, str]) -> list[str]:
     """Every secret input value, raw (masked before anything else is printed)."""
     values = [env.get(f"INPUT_{name.upper().replace('-', '_')}", "") for name in SECRET_INPUTS]
     return [v for v in values if v]
+
+
+def _min_throughput(env: Mapping[str, str]) -> int:
+    """MODELVER_MIN_THROUGHPUT: whole bytes per second, at least 1024 (default 64 KiB/s)."""
+    raw = env.get("MODELVER_MIN_THROUGHPUT", "").strip()
+    if not raw:
+        return DEFAULT_MIN_THROUGHPUT
+    value = int(raw) if raw.isascii() and raw.isdigit() else 0
+    if value < 1024:
+        raise InputError(
+            f"environment variable MODELVER_MIN_THROUGHPUT={raw[:40]!r} is not a number of bytes "
+            f"per second of at least 1024; set it like 65536 (the default) or unset it"
+        )
+    return value

@@ -253,14 +253,14 @@ REGISTRY = [
     # show: what the manifest is
     case(
         "show-malformed-json-manifest",
-        2,
+        3,
         "the manifest is not valid JSON",
         lambda w: call("show", w.serve_bytes(b'{"schemaVersion": 2, "layers": ['), *T),
     ),
     case(
         "show-html-page-with-wrong-content-type",
-        2,
-        "the manifest is not valid JSON",
+        3,
+        "the manifest is an HTML page (text/html), not JSON",
         lambda w: call(
             "show", w.serve_bytes(b"<html><body>Sign in</body></html>", "text/html"), *T
         ),
@@ -595,7 +595,7 @@ REGISTRY = [
     case(
         "versions-tags-list-invalid-json",
         3,
-        "tags: the registry answered with invalid JSON",
+        "tags: the tag list is not valid JSON",
         lambda w: call("versions", w.hostile_repo("GET", "/tags/list$", Answer(200, b"{nope")), *T),
     ),
     case(
@@ -1802,7 +1802,7 @@ ENVIRONMENT = [
     case(
         "docker-config-invalid-json",
         2,
-        "config.json: not valid JSON; fix or remove the docker config file",
+        "config.json: the docker config is not valid JSON (line 1 column 12); fix or remove the docker config file",
         lambda w: docker_config(w, b'{"auths": {'),
     ),
     case(

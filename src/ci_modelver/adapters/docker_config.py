@@ -29,7 +29,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -40,12 +39,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ci_modelver.core import json_bounds
 from ci_modelver.core.text import one_line
-from ci_modelver.errors import InputError, RemoteError
+from ci_modelver.errors import InputError, JSONRefused, RemoteError
 
 DOCKER_HUB = "https://index.docker.io/v1/"
 HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
 HELPER_TIMEOUT = 30.0  # seconds; a helper may refresh a cloud token over the network
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # a docker config.json; docker's own are a few KiB
+MAX_HELPER_ANSWER_BYTES = 1024 * 1024  # a credential helper's JSON answer
 TOKEN_USER = "<token>"  # docker-credential-helpers: the secret is an identity token
 _HELPER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _STRING_FIELDS = ("auth", "username", "password", "identitytoken", "registrytoken")
@@ -72,13 +74,19 @@ def config_path(env: Mapping[str, str]) -> Path:
 def load_config(path: Path) -> dict[str, Any]:
     """The parsed file, checked to have the shape docker writes (InputError otherwise)."""
     try:
-        config = json.loads(path.read_text("utf-8"))
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise InputError(
             f"{path}: cannot read the docker config ({exc.strerror or type(exc).__name__}); fix its permissions or remove it"
         ) from None
-    except ValueError:
-        raise InputError(f"{path}: not valid JSON; fix or remove the docker config file") from None
+    config = json_bounds.load(
+        data,
+        source=f"{path}: the docker config",
+        error=InputError,
+        advice="fix or remove the docker config file",
+        max_bytes=MAX_CONFIG_BYTES,
+    )
     problem = _shape_problem(config)
     if problem or not isinstance(config, dict):
         raise InputError(f"{path}: the docker config {problem}; fix or remove it")
@@ -235,8 +243,8 @@ def _ask_helper(
             f"{where} failed for {server} (exit {code}){': ' + detail if detail else ''}; check the helper (is it logged in?) or set MODELVER_REGISTRY_USERNAME and MODELVER_REGISTRY_PASSWORD"
         )
     try:
-        answer = json.loads(out)
-    except ValueError:
+        answer = json_bounds.parse(out, max_bytes=MAX_HELPER_ANSWER_BYTES)
+    except JSONRefused:  # the problem only: the answer itself may hold the secret
         answer = None
     user = answer.get("Username") if isinstance(answer, dict) else None
     secret = answer.get("Secret") if isinstance(answer, dict) else None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from ci_modelver.adapters.store import (
     iter_file,
     write_verified,
 )
+from ci_modelver.core import json_bounds
 from ci_modelver.core.modelpack import (
     ANN_REF_NAME,
     OCI_INDEX,
@@ -34,6 +34,14 @@ from ci_modelver.core.refs import DIGEST_RE
 from ci_modelver.errors import InputError, IntegrityError
 
 LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
+MAX_INDEX_BYTES = 64 * 1024 * 1024  # index.json: every tag, alias record and referrer index
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # what registries accept (distribution spec)
+
+
+def _read_at_most(path: Path, limit: int) -> bytes:
+    """The file's first ``limit`` + 1 bytes: enough to tell that it is over ``limit``."""
+    with path.open("rb") as handle:
+        return handle.read(limit + 1)
 
 
 class LayoutStore:
@@ -98,13 +106,20 @@ class LayoutStore:
     def _entries(self) -> list[dict[str, Any]]:
         path = self.root / "index.json"
         try:
-            doc = json.loads(path.read_bytes())
+            data = _read_at_most(path, MAX_INDEX_BYTES)
         except FileNotFoundError:
             return []
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             raise InputError(
-                f"{self.display}/index.json: unreadable ({exc}); repair or remove it"
+                f"{self.display}/index.json: unreadable ({exc.strerror or type(exc).__name__}); repair or remove it"
             ) from None
+        doc = json_bounds.load(
+            data,
+            source=f"{self.display}/index.json: the layout's index",
+            error=InputError,
+            advice="repair or remove it",
+            max_bytes=MAX_INDEX_BYTES,
+        )
         manifests = doc.get("manifests") if isinstance(doc, dict) else None
         if not isinstance(manifests, list):
             raise InputError(f"{self.display}/index.json: has no 'manifests' list")
@@ -153,13 +168,25 @@ class LayoutStore:
                 return None
             digest = found.digest
         try:
-            data = self._blob_path(digest).read_bytes()
+            data = _read_at_most(self._blob_path(digest), MAX_MANIFEST_BYTES)
         except FileNotFoundError:
             return None
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise InputError(
+                f"{self.display}@{digest}: the manifest is over the 4 MiB limit; the layout is corrupted"
+            )
         if sha256_digest(data) != digest:
             raise IntegrityError(
                 f"{self.display}@{digest}: manifest blob is corrupted (digest mismatch)"
             )
+        # Local bytes: a manifest that is not JSON within bounds is a broken layout (exit 2).
+        json_bounds.load(
+            data,
+            source=f"{self.display}@{digest}: the manifest",
+            error=InputError,
+            advice="the layout is corrupted; repair it or publish the version again",
+            max_bytes=MAX_MANIFEST_BYTES,
+        )
         return data, digest
 
     def get_manifest(self, reference: str) -> tuple[bytes, str]:

@@ -7,13 +7,13 @@ Updating it is read-modify-write on a mutable tag, so every update is re-read an
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from ci_modelver.adapters.store import BlobSource, NoProgress, Store, index_descriptors
+from ci_modelver.core import json_bounds
 from ci_modelver.core.audit import (
     EMPTY_DATA,
     EMPTY_DESCRIPTOR,
@@ -24,7 +24,7 @@ from ci_modelver.core.audit import (
     referrers_tag,
 )
 from ci_modelver.core.modelpack import ANN_CREATED, OCI_INDEX, OCI_MANIFEST, Descriptor
-from ci_modelver.errors import RemoteError
+from ci_modelver.errors import JSONRefused, RemoteError
 
 FALLBACK_ATTEMPTS = 8
 
@@ -34,8 +34,8 @@ def _fallback_index(store: Store, subject_digest: str) -> ReferrerIndex:
     if found is None:
         return ReferrerIndex()
     try:
-        body = json.loads(found[0])
-    except ValueError:
+        body = json_bounds.parse(found[0])
+    except JSONRefused:  # find_manifest refuses such answers already; an empty index is safe
         return ReferrerIndex()
     return ReferrerIndex(tuple(index_descriptors(body)))
 

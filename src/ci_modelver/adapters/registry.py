@@ -8,15 +8,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlencode, urljoin
 
-import requests
-
-from ci_modelver.adapters.http import RegistryHTTP, describe_error
+from ci_modelver.adapters.http import ANSWER_ADVICE, RegistryHTTP, Reply, describe_error
 from ci_modelver.adapters.store import (
     BlobSource,
     Progress,
     index_descriptors,
     write_verified,
 )
+from ci_modelver.core import json_bounds
 from ci_modelver.core.modelpack import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -25,26 +24,25 @@ from ci_modelver.core.modelpack import (
     Descriptor,
     sha256_digest,
 )
-from ci_modelver.errors import InputError, IntegrityError, RemoteError
+from ci_modelver.errors import InputError, IntegrityError, RemoteError, TooSlow
 
 _TRANSIENT_MANIFEST_ERRORS = {"DIGEST_INVALID", "BLOB_UNKNOWN", "MANIFEST_BLOB_UNKNOWN"}
 
 
-def _content_length(response: requests.Response) -> int | None:
-    raw = response.headers.get("Content-Length", "")
+def _content_length(reply: Reply) -> int | None:
+    raw = reply.headers.get("Content-Length", "")
     return int(raw) if raw.isascii() and raw.isdigit() else None
 
 
-def _error_code(response: requests.Response) -> str:
-    try:
-        body = response.json()
-        return str(body["errors"][0]["code"])
-    except (ValueError, KeyError, IndexError, TypeError):
-        return ""
+def _error_code(reply: Reply) -> str:
+    found = reply.error()
+    return found[0] if found else ""
 
 
 MANIFEST_ACCEPT = ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST])
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the distribution spec's recommended manifest limit
+# One page of a tag list: registries that ignore ?n= send every tag at once.
+MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
@@ -94,7 +92,7 @@ class RegistryStore:
         return f"/v2/{self.path}/manifests/{reference}"
 
     def resolve(self, tag: str) -> Descriptor | None:
-        response = self.http.request(
+        with self.http.request(
             "HEAD",
             self._manifest_url(tag),
             scope=self._pull,
@@ -102,12 +100,12 @@ class RegistryStore:
             allow=(404,),
             headers={"Accept": MANIFEST_ACCEPT},
             what=f"HEAD {self.display}:{tag}",
-        )
-        if response.status_code == 404:
-            return None
-        digest = response.headers.get("Docker-Content-Digest")
-        media = response.headers.get("Content-Type", OCI_MANIFEST).split(";")[0].strip()
-        size = _content_length(response) or 0
+        ) as reply:
+            if reply.status_code == 404:
+                return None
+            digest = reply.headers.get("Docker-Content-Digest")
+            media = reply.headers.get("Content-Type", OCI_MANIFEST).split(";")[0].strip()
+            size = _content_length(reply) or 0
         if not digest or not digest.startswith("sha256:"):
             # Some registries omit the digest on HEAD; the bytes decide.
             data, digest = self.get_manifest(tag)
@@ -120,35 +118,37 @@ class RegistryStore:
         return {"requests": stats.requests, "retries": stats.retries}
 
     def find_manifest(self, reference: str) -> tuple[bytes, str] | None:
-        """Manifest bytes and digest, or None when the registry answers 404."""
+        """Manifest bytes and digest, or None when the registry answers 404.
+
+        The bytes are a JSON document within the parser's bounds (size, nesting), or this is a
+        RemoteError: an HTML page or a broken document is the server's answer, not an artifact.
+        """
         label = f"GET {self.display}{'@' if reference.startswith('sha256:') else ':'}{reference}"
-        response = self.http.request(
+        with self.http.request(
             "GET",
             self._manifest_url(reference),
             scope=self._pull,
             ok=(200,),
             allow=(404,),
             headers={"Accept": MANIFEST_ACCEPT},
-            stream=True,
             what=label,
-        )
-        if response.status_code == 404:
-            response.close()
-            return None
-        # Read at most the limit: a hostile registry must not make us buffer an endless body.
-        data = b""
-        try:
-            for chunk in response.iter_content(64 * 1024):
-                data += chunk
-                if len(data) > MAX_MANIFEST_BYTES:
-                    raise RemoteError(f"{label}: the manifest is over the 4 MiB limit")
-        except requests.RequestException as exc:
-            raise RemoteError(f"{label}: transfer failed: {type(exc).__name__}") from None
-        finally:
-            response.close()
+        ) as reply:
+            if reply.status_code == 404:
+                return None
+            # Read at most the limit: a hostile registry must not make us buffer an endless body.
+            data = reply.read(MAX_MANIFEST_BYTES, "the manifest")
+            content_type = reply.headers.get("Content-Type", "")
         digest = sha256_digest(data)
         if reference.startswith("sha256:") and digest != reference:
             raise IntegrityError(f"{label}: the registry returned bytes hashing to {digest}")
+        json_bounds.load(
+            data,
+            source=f"{label}: the manifest",
+            error=RemoteError,
+            advice=ANSWER_ADVICE,
+            max_bytes=MAX_MANIFEST_BYTES,
+            content_type=content_type,
+        )
         return data, digest
 
     def get_manifest(self, reference: str) -> tuple[bytes, str]:
@@ -169,7 +169,7 @@ class RegistryStore:
         """
         if self._referrers_supported is False:
             return None
-        response = self.http.request(
+        with self.http.request(
             "GET",
             f"/v2/{self.path}/referrers/{digest}",
             scope=self._pull,
@@ -177,31 +177,28 @@ class RegistryStore:
             allow=(404, 400, 405),
             headers={"Accept": OCI_INDEX},
             what=f"GET {self.display} referrers of {digest}",
-        )
-        media = response.headers.get("Content-Type", "").split(";")[0].strip()
-        if response.status_code != 200 or media != OCI_INDEX:
-            self._referrers_supported = False
-            return None
-        try:
-            body = response.json()
-        except ValueError:
-            self._referrers_supported = False
-            return None
+        ) as reply:
+            media = reply.headers.get("Content-Type", "").split(";")[0].strip()
+            if reply.status_code != 200 or media != OCI_INDEX:
+                self._referrers_supported = False
+                return None
+            # It answers as the API: a body that is not an index within bounds is a failure.
+            body = reply.json(MAX_MANIFEST_BYTES, "the referrers index")
         self._referrers_supported = True
         return index_descriptors(body)
 
     def blob_exists(self, descriptor: Descriptor) -> bool:
-        response = self.http.request(
+        with self.http.request(
             "HEAD",
             f"/v2/{self.path}/blobs/{descriptor.digest}",
             scope=self._pull,
             ok=(200,),
             allow=(404,),
             what=f"HEAD {self.display} blob {descriptor.digest}",
-        )
-        if response.status_code != 200:
-            return False
-        length = _content_length(response)
+        ) as reply:
+            if reply.status_code != 200:
+                return False
+            length = _content_length(reply)
         return length is None or length == descriptor.size
 
     def push_blob(self, source: BlobSource, progress: Progress) -> bool:
@@ -217,14 +214,14 @@ class RegistryStore:
         return True
 
     def _start_upload(self, what: str) -> str:
-        response = self.http.request(
+        with self.http.request(
             "POST",
             f"/v2/{self.path}/blobs/uploads/",
             scope=self._push,
             ok=(202,),
             what=what,
-        )
-        location = response.headers.get("Location")
+        ) as reply:
+            location = reply.headers.get("Location")
         if not location:
             raise RemoteError(f"{what}: the registry gave no upload Location")
         return urljoin(self.http.url(f"/v2/{self.path}/blobs/uploads/"), location)
@@ -254,8 +251,11 @@ class RegistryStore:
                         "Content-Length": str(descriptor.size),
                     },
                     what=what,
-                )
+                    size=descriptor.size,
+                ).close()
                 return
+            except TooSlow:
+                raise  # the allowance is spent: another session would only be as slow
             except RemoteError:
                 # Another client may have committed the same content-addressed blob while we
                 # sent ours (CNCF distribution then fails one of the two uploads): that is done.
@@ -280,7 +280,7 @@ class RegistryStore:
                 handle.seek(start)
                 return _Body(handle, length, progress, source.name)
 
-            response = self.http.request(
+            with self.http.request(
                 "PATCH",
                 location,
                 scope=self._push,
@@ -292,8 +292,9 @@ class RegistryStore:
                     "Content-Range": f"{start}-{start + length - 1}",
                 },
                 what=what,
-            )
-            new_location = response.headers.get("Location")
+                size=length,
+            ) as reply:
+                new_location = reply.headers.get("Location")
             if new_location:
                 location = urljoin(location, new_location)
             offset += length
@@ -304,30 +305,26 @@ class RegistryStore:
             ok=(201, 204),
             headers={"Content-Length": "0"},
             what=what,
-        )
+        ).close()
 
     def read_blob(self, descriptor: Descriptor, limit: int) -> bytes:
         label = f"GET {self.display} blob {descriptor.digest}"
         if descriptor.size > limit:
             raise RemoteError(f"{label}: {descriptor.size} bytes is over the {limit} byte limit")
-        response = self.http.request(
+        received = bytearray()
+        with self.http.request(
             "GET",
             f"/v2/{self.path}/blobs/{descriptor.digest}",
             scope=self._pull,
             ok=(200,),
-            stream=True,
             what=label,
-        )
-        data = b""
-        try:
-            for chunk in response.iter_content(64 * 1024):
-                data += chunk
-                if len(data) > descriptor.size:
+            size=descriptor.size,
+        ) as reply:
+            for chunk in reply.chunks():
+                received += chunk
+                if len(received) > descriptor.size:
                     break
-        except requests.RequestException as exc:
-            raise RemoteError(f"{label}: transfer failed: {type(exc).__name__}") from None
-        finally:
-            response.close()
+        data = bytes(received)
         if len(data) != descriptor.size or sha256_digest(data) != descriptor.digest:
             raise IntegrityError(f"{label}: content does not match its digest")
         return data
@@ -335,22 +332,15 @@ class RegistryStore:
     def fetch_blob(self, descriptor: Descriptor, dest: Path, progress: Progress, name: str) -> None:
         label = f"GET {self.display} blob {descriptor.digest}"
         progress.start(name, descriptor.size)
-        response = self.http.request(
+        with self.http.request(
             "GET",
             f"/v2/{self.path}/blobs/{descriptor.digest}",
             scope=self._pull,
             ok=(200,),
-            stream=True,
             what=label,
-        )
-        try:
-            write_verified(
-                response.iter_content(1024 * 1024), dest, descriptor, progress, name, label
-            )
-        except requests.RequestException as exc:
-            raise RemoteError(f"{label}: transfer failed: {type(exc).__name__}") from None
-        finally:
-            response.close()
+            size=descriptor.size,
+        ) as reply:
+            write_verified(reply.chunks(1024 * 1024), dest, descriptor, progress, name, label)
         progress.finish(name, skipped=False)
 
     def put_manifest(self, tag: str | None, data: bytes, media_type: str) -> str:
@@ -358,7 +348,7 @@ class RegistryStore:
         reference = tag or digest
         what = f"PUT {self.display}{':' if tag else '@'}{reference}"
         for attempt in range(1, 5):
-            response = self.http.request(
+            with self.http.request(
                 "PUT",
                 self._manifest_url(reference),
                 scope=self._push,
@@ -367,13 +357,14 @@ class RegistryStore:
                 body=lambda: data,
                 headers={"Content-Type": media_type},
                 what=what,
-            )
-            if response.status_code != 400:
-                return digest
-            # A blob this manifest references may still be committing from a concurrent upload
-            # of the same content (CNCF distribution answers DIGEST_INVALID or BLOB_UNKNOWN).
-            if _error_code(response) not in _TRANSIENT_MANIFEST_ERRORS or attempt == 4:
-                raise RemoteError(f"{what}: {describe_error(response)}")
+                size=len(data),
+            ) as reply:
+                if reply.status_code != 400:
+                    return digest
+                # A blob this manifest references may still be committing from a concurrent
+                # upload of the same content (CNCF distribution: DIGEST_INVALID, BLOB_UNKNOWN).
+                if _error_code(reply) not in _TRANSIENT_MANIFEST_ERRORS or attempt == 4:
+                    raise RemoteError(f"{what}: {describe_error(reply)}")
             time.sleep(0.2 * attempt)
         return digest
 
@@ -383,29 +374,25 @@ class RegistryStore:
         seen_urls: set[str] = set()
         while url and url not in seen_urls:
             seen_urls.add(url)
-            response = self.http.request(
+            with self.http.request(
                 "GET",
                 url,
                 scope=self._pull,
                 ok=(200,),
                 allow=(404,),
                 what=f"GET {self.display} tags",
-            )
-            if response.status_code == 404:
-                return []
-            try:
-                body = response.json()
-            except ValueError:
-                raise RemoteError(
-                    f"GET {self.display} tags: the registry answered with invalid JSON"
-                ) from None
+            ) as reply:
+                if reply.status_code == 404:
+                    return []
+                body = reply.json(MAX_TAG_PAGE_BYTES, "the tag list")
+                link = reply.headers.get("Link", "")
             tags = body.get("tags") if isinstance(body, dict) else None
             if not isinstance(body, dict) or not isinstance(tags, (list, type(None))):
                 raise RemoteError(
                     f"GET {self.display} tags: the registry answered with a malformed tag list"
                 )
             out.extend(t for t in (tags or []) if isinstance(t, str))
-            match = _LINK_NEXT.search(response.headers.get("Link", ""))
+            match = _LINK_NEXT.search(link)
             # CNCF distribution 2.8 ignores n/last but still paginates correctly via Link.
             url = (
                 urljoin(self.http.url(f"/v2/{self.path}/tags/list"), match.group(1))
