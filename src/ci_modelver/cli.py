@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout",
         type=float,
         default=None,
-        help="retry budget per request in seconds (default 120, env MODELVER_TIMEOUT)",
+        help="the most a request may take in seconds, retries and body included; a blob gets its "
+        "size at MODELVER_MIN_THROUGHPUT more (default 120, env MODELVER_TIMEOUT)",
     )
     parser = _Parser(
         prog="ci-modelver",

@@ -296,27 +296,24 @@ JSON_CASES = [
         "access denied to",
         lambda w: call("show", _token_service(w, PORTAL), *T),
     ),
-    # Parsed outside this adapter layer (open until they use core.json_bounds too).
+    # Parsed outside the adapters, through the same bounded parser.
     case(
         "show-version-record-nested-100000-deep",
         2,
         "nests deeper than 64 levels",
         lambda w: call("show", w.record("[" * 100_000 + "]" * 100_000), *T),
-        bug="core/modelpack.py parses the version record annotation with json.loads (RecursionError, exit 70)",
     ),
     case(
         "show-config-blob-nested-100000-deep",
         2,
         "nests deeper than 64 levels",
         lambda w: call("show", w.serve(model_artifact(config=DEEP)), *T),
-        bug="commands/toolkit.py parses the config blob with json.loads (RecursionError, exit 70)",
     ),
     case(
         "history-alias-move-record-nested-100000-deep",
         0,
         "1.0.0",
         lambda w: call("history", bare(_alias_move(w, "[" * 100_000 + "]" * 100_000)), *T),
-        bug="core/audit.py parses the alias-move annotation with json.loads (RecursionError, exit 70)",
     ),
     # From local files: exit 2, naming the file.
     case(
@@ -728,10 +725,6 @@ def test_a_slow_steady_download_gets_its_size_allowance(tworld: TransportWorld) 
     assert tworld.reg.trickled == MIB
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="commands/toolkit.py does not pass settings.min_throughput to RetryPolicy yet",
-)
 def test_min_throughput_raises_the_floor(tworld: TransportWorld) -> None:
     env = {**tworld.env, "MODELVER_MIN_THROUGHPUT": str(MIB)}
     result = run_process(_paced_weights(tworld), env)

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ci_modelver.adapters.store import hash_file
+from ci_modelver.core import json_bounds
+from ci_modelver.errors import JSONRefused
 
 MAX_ENTRIES = 10_000
 
@@ -38,11 +40,12 @@ class DigestCache:
         self._dirty = False
         self._lock = threading.Lock()
         if path is not None:
+            # Only a cache: anything unreadable or unbounded is dropped and rebuilt.
             try:
-                loaded = json.loads(path.read_text("utf-8"))
+                loaded = json_bounds.parse(path.read_bytes(), max_bytes=64 * 1024 * 1024)
                 if isinstance(loaded, dict):
                     self._entries = loaded
-            except (OSError, ValueError):
+            except (OSError, JSONRefused):
                 self._entries = {}
 
     @staticmethod

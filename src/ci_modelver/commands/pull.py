@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import stat
@@ -29,6 +28,7 @@ from ci_modelver.commands.toolkit import (
     read_artifact,
     require_target,
 )
+from ci_modelver.core import json_bounds
 from ci_modelver.core.modelpack import (
     ANN_FILE_METADATA,
     LAYER_TYPES,
@@ -36,7 +36,7 @@ from ci_modelver.core.modelpack import (
     is_tar_layer,
     safe_layer_paths,
 )
-from ci_modelver.errors import ArtifactError, InputError
+from ci_modelver.errors import ArtifactError, InputError, JSONRefused
 from ci_modelver.settings import Settings
 
 
@@ -183,8 +183,8 @@ def recorded_executable(layer: Descriptor) -> bool:
     if not raw:
         return False
     try:
-        meta = json.loads(raw)
-    except ValueError:
+        meta = json_bounds.parse(raw, max_bytes=64 * 1024)
+    except JSONRefused:
         return False
     mode = meta.get("mode") if isinstance(meta, dict) else None
     return isinstance(mode, int) and not isinstance(mode, bool) and bool(mode & 0o111)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -20,11 +19,12 @@ from ci_modelver.adapters.http import RegistryHTTP, RetryPolicy, find_credential
 from ci_modelver.adapters.layout import LayoutStore
 from ci_modelver.adapters.registry import RegistryStore
 from ci_modelver.adapters.store import Progress, Store
+from ci_modelver.core import json_bounds
 from ci_modelver.core.audit import AliasMove, alias_of_audit_tag, parse_move
 from ci_modelver.core.manifest import Manifest
 from ci_modelver.core.modelpack import ANN_VERSION, ModelArtifact, parse_model_manifest
 from ci_modelver.core.refs import Reference, is_loopback, parse_ref, split_model_ref
-from ci_modelver.errors import ConflictError, InputError, InvalidManifest
+from ci_modelver.errors import ArtifactError, ConflictError, InputError, InvalidManifest
 from ci_modelver.settings import Settings
 from ci_modelver.validation import validate_manifest
 
@@ -139,8 +139,10 @@ def open_store(ref: Reference, settings: Settings, *, create: bool) -> Store:
             budget=settings.timeout,
             timeout=min(60.0, max(2.0, settings.timeout / 4)),
             hint=settings.wait_hint(),
+            min_throughput=settings.min_throughput,
         ),
         pool_size=settings.concurrency + 2,
+        env=settings.env,
         log=settings.log,
     )
     return RegistryStore(http, ref.path, chunk_size=settings.chunk_size)
@@ -166,12 +168,12 @@ def read_artifact(
     data, digest = store.get_manifest(target)
     artifact = parse_model_manifest(data, digest, str(ref))
     raw = store.read_blob(artifact.config, MAX_CONFIG_BYTES)
-    try:
-        config = json.loads(raw)
-    except ValueError:
-        raise InputError(
-            f"{ref}: the config blob is not JSON; this is not a model artifact"
-        ) from None
+    config = json_bounds.load(
+        raw,
+        source=f"{ref}: the config blob",
+        error=ArtifactError,
+        advice="this is not a model artifact ci-modelver can read",
+    )
     if not isinstance(config, dict):
         raise InputError(f"{ref}: the config blob is not a JSON object")
     return artifact, config

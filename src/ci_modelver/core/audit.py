@@ -8,12 +8,12 @@ and the per-alias log is simply those tags in time order.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ci_modelver.core import json_bounds
 from ci_modelver.core.modelpack import (
     ANN_CREATED,
     OCI_INDEX,
@@ -25,7 +25,7 @@ from ci_modelver.core.modelpack import (
     sha256_digest,
 )
 from ci_modelver.core.refs import check_tag, is_version_tag
-from ci_modelver.errors import InputError
+from ci_modelver.errors import InputError, JSONRefused
 
 ALIAS_MOVE_TYPE = "application/vnd.ci-modelver.alias-move.v1+json"
 EVALUATION_TYPE = "application/vnd.ci-modelver.evaluation.v1+json"
@@ -137,11 +137,12 @@ def move_manifest(move: AliasMove, subject: Descriptor) -> bytes:
 
 
 def _parse_annotation(data: bytes, key: str) -> dict[str, Any] | None:
+    # A record that is not bounded JSON is not one of ours: skipped, like any foreign referrer.
     try:
-        doc = json.loads(data)
+        doc = json_bounds.parse(data)
         raw = doc.get("annotations", {}).get(key)
-        parsed = json.loads(raw) if isinstance(raw, str) else None
-    except (ValueError, AttributeError):
+        parsed = json_bounds.parse(raw) if isinstance(raw, str) else None
+    except (JSONRefused, AttributeError):
         return None
     return parsed if isinstance(parsed, dict) else None
 

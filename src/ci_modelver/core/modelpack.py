@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ci_modelver.core import json_bounds
 from ci_modelver.core.manifest import FileType, Manifest
 from ci_modelver.core.refs import DIGEST_RE
 from ci_modelver.core.text import strip_userinfo
@@ -377,10 +378,7 @@ def _descriptor(raw: Any, where: str, source: str) -> Descriptor:
 
 def parse_model_manifest(data: bytes, digest: str, source: str) -> ModelArtifact:
     """Parse manifest bytes; raise ArtifactError unless it is a ModelPack model artifact."""
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise ArtifactError(f"{source}: the manifest is not valid JSON") from None
+    doc = json_bounds.load(data, source=f"{source}: the manifest", error=ArtifactError)
     if not isinstance(doc, dict):
         raise ArtifactError(f"{source}: the manifest is not a JSON object")
     media = doc.get("mediaType")
@@ -406,12 +404,11 @@ def parse_model_manifest(data: bytes, digest: str, source: str) -> ModelArtifact
         raise ArtifactError(f"{source}: manifest annotations are not a mapping")
     record: Mapping[str, Any] | None = None
     if isinstance(annotations.get(ANN_RECORD), str):
-        try:
-            parsed = json.loads(annotations[ANN_RECORD])
-        except ValueError:
-            raise ArtifactError(
-                f"{source}: the version record annotation is not valid JSON"
-            ) from None
+        parsed = json_bounds.load(
+            annotations[ANN_RECORD],
+            source=f"{source}: the version record annotation",
+            error=ArtifactError,
+        )
         record = normalize_record(parsed) if isinstance(parsed, dict) else None
     return ModelArtifact(digest, config, layers, annotations, record)
 
