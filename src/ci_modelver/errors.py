@@ -106,6 +106,20 @@ class RemoteError(ModelverError):
     exit_code = ExitCode.REMOTE_FAILURE
 
 
+class GitHubError(RemoteError):
+    """GitHub refused a request, or did not answer within the budget (exit 3).
+
+    ``kind`` names the answer (``locked``, ``too-long``, ``bad-token``, ``no-permission``,
+    ``rate-limit``, ``secondary-rate-limit``, ``not-found``, ``server``, ``invalid``,
+    ``timeout``, ``other``); ``status`` is its HTTP status, when there was an answer.
+    """
+
+    def __init__(self, message: str, kind: str = "other", status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+
+
 class TooSlow(RemoteError):
     """A request (answer and body) did not complete within its deadline: --timeout, and for a
     blob also its size at the minimum throughput (MODELVER_MIN_THROUGHPUT)."""

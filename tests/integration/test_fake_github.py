@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -406,6 +407,157 @@ def test_nullable_conversion() -> None:
     assert convert_schema({"properties": {"nullable": {"type": "boolean"}}}) == {
         "properties": {"nullable": {"type": "boolean"}}
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults: answers and waits the way GitHub and networks misbehave
+
+
+def test_pygithubs_default_retry_posts_twice_when_an_answer_is_lost(
+    fake_github: FakeGitHub,
+) -> None:
+    """The fault that made the sticky comment double: PyGithub's default retry repeats a POST."""
+    fake_github.add_pull_request(OWNER, REPO, NUMBER)
+    fake_github.lose_answer("POST", COMMENTS)
+    retrying = Github(
+        base_url=fake_github.base_url,
+        auth=Auth.Token(FakeGitHub.INSTALLATION_TOKEN),
+        retry=github.GithubRetry(),
+        seconds_between_requests=None,
+        seconds_between_writes=None,
+        lazy=True,
+    )
+    issue = retrying.get_repo(f"{OWNER}/{REPO}").get_issue(NUMBER)
+    issue.create_comment("sticky")
+    assert [c.body for c in fake_github.comments(OWNER, REPO, NUMBER)] == ["sticky", "sticky"]
+
+
+def test_a_lost_answer_is_a_connection_error_after_the_write_is_applied(
+    fake_github: FakeGitHub,
+) -> None:
+    fake_github.add_pull_request(OWNER, REPO, NUMBER)
+    fake_github.lose_answer("POST", COMMENTS)
+    with pytest.raises(requests.ConnectionError):
+        raw(fake_github, "POST", COMMENTS, json={"body": "applied"})
+    assert [c.body for c in fake_github.comments(OWNER, REPO, NUMBER)] == ["applied"]
+    assert raw(fake_github, "POST", COMMENTS, json={"body": "next"}).status_code == 201  # once
+
+
+def test_a_late_answer_outlives_the_client_timeout(fake_github: FakeGitHub) -> None:
+    fake_github.add_pull_request(OWNER, REPO, NUMBER)
+    fake_github.lose_answer("POST", COMMENTS, after=30)
+    with pytest.raises(requests.ReadTimeout):
+        requests.post(
+            fake_github.base_url + COMMENTS,
+            headers={"Authorization": f"token {FakeGitHub.INSTALLATION_TOKEN}"},
+            json={"body": "late"},
+            timeout=0.5,
+        )
+    assert [c.body for c in fake_github.comments(OWNER, REPO, NUMBER)] == ["late"]
+
+
+def test_a_dropped_request_is_never_applied(fake_github: FakeGitHub) -> None:
+    fake_github.add_pull_request(OWNER, REPO, NUMBER)
+    fake_github.drop_request("POST", COMMENTS)
+    with pytest.raises(requests.ConnectionError):
+        raw(fake_github, "POST", COMMENTS, json={"body": "lost"})
+    assert fake_github.comments(OWNER, REPO, NUMBER) == []
+    assert fake_github.dropped == [("POST", COMMENTS)]
+    assert not fake_github.requests_matching("POST", "")
+
+
+def test_a_stalled_answer_times_out_once_then_answers(fake_github: FakeGitHub) -> None:
+    fake_github.add_pull_request(OWNER, REPO, NUMBER)
+    fake_github.stall("GET", COMMENTS, 600, times=1)  # stop() ends the wait at teardown
+    with pytest.raises(requests.ReadTimeout):
+        requests.get(
+            fake_github.base_url + COMMENTS,
+            headers={"Authorization": f"token {FakeGitHub.INSTALLATION_TOKEN}"},
+            timeout=0.5,
+        )
+    assert raw(fake_github, "GET", COMMENTS).status_code == 200
+
+
+def test_a_dripped_answer_outlasts_the_read_timeout(fake_github: FakeGitHub) -> None:
+    fake_github.add_pull_request(OWNER, REPO, NUMBER)
+    fake_github.add_comment(OWNER, REPO, NUMBER, "hello", "someone")
+    fake_github.drip("GET", COMMENTS, 0.1, until=1.5)
+    answer = requests.get(  # timeout=1: no read waits that long, the whole answer does
+        fake_github.base_url + COMMENTS,
+        headers={"Authorization": f"token {FakeGitHub.INSTALLATION_TOKEN}"},
+        timeout=1,
+    )
+    assert answer.status_code == 200
+    assert [c["body"] for c in answer.json()] == ["hello"]
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_rate_limit_answers_like_github(fake_github: FakeGitHub, status: int) -> None:
+    fake_github.add_pull_request(OWNER, REPO, NUMBER)
+    fake_github.rate_limit("POST", COMMENTS, retry_after=120, status=status)
+    fake_github.rate_limit("GET", COMMENTS, secondary=False, status=status)
+    secondary = raw(fake_github, "POST", COMMENTS, json={"body": "x"})
+    assert secondary.status_code == status
+    assert secondary.headers["Retry-After"] == "120"
+    assert "secondary rate limit" in secondary.json()["message"]
+    primary = raw(fake_github, "GET", COMMENTS)
+    assert primary.status_code == status
+    assert primary.headers["X-RateLimit-Remaining"] == "0"
+    assert int(primary.headers["X-RateLimit-Reset"]) > time.time()
+    assert primary.json()["message"].startswith("API rate limit exceeded")
+    assert raw(fake_github, "GET", COMMENTS).status_code == 200  # each fault once
+    assert fake_github.comments(OWNER, REPO, NUMBER) == []
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_injected_server_errors_conform(fake_github: FakeGitHub, status: int) -> None:
+    fake_github.add_pull_request(OWNER, REPO, NUMBER)
+    fake_github.answer_with("POST", COMMENTS, status, "Server Error")
+    assert raw(fake_github, "POST", COMMENTS, json={"body": "x"}).status_code == status
+    assert fake_github.comments(OWNER, REPO, NUMBER) == []
+
+
+def test_an_injected_answer_is_still_checked(fake_github: FakeGitHub) -> None:
+    fake_github.add_pull_request(OWNER, REPO, NUMBER)
+    fake_github.answer_with("POST", COMMENTS, 418, "I'm a teapot")
+    assert raw(fake_github, "POST", COMMENTS, json={"body": "x"}).status_code == 418
+    assert any("status 418 is not documented" in v for v in fake_github.violations)
+    fake_github.violations.clear()
+
+
+def test_a_422_carries_errors_messages(fake_github: FakeGitHub) -> None:
+    fake_github.add_pull_request(OWNER, REPO, NUMBER)
+    errors = [{"resource": "IssueComment", "code": "custom", "field": "body", "message": "no"}]
+    fake_github.answer_with("POST", COMMENTS, 422, "Validation Failed", errors=errors)
+    answer = raw(fake_github, "POST", COMMENTS, json={"body": "x"})
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == errors
+
+
+@pytest.mark.parametrize("status", [403, 422])
+def test_a_locked_conversation(fake_github: FakeGitHub, status: int) -> None:
+    fake_github.add_pull_request(OWNER, REPO, NUMBER)
+    existing = fake_github.add_comment(OWNER, REPO, NUMBER, "old", "github-actions[bot]", "Bot")
+    fake_github.lock(OWNER, REPO, NUMBER, reason="too heated", status=status)
+    fake_github.add_token("ghp_owner", OWNER)
+    issue = raw(fake_github, "GET", f"/repos/{OWNER}/{REPO}/issues/{NUMBER}").json()
+    assert issue["locked"] is True and issue["active_lock_reason"] == "too heated"
+    pull = raw(fake_github, "GET", f"/repos/{OWNER}/{REPO}/pulls/{NUMBER}").json()
+    assert pull["locked"] is True
+    refused = raw(fake_github, "POST", COMMENTS, json={"body": "x"})
+    assert refused.status_code == status
+    said = refused.json()
+    words = said["message"] if status == 403 else said["errors"][0]["message"]
+    assert words == "Unable to create comment because issue is locked."
+    edit = raw(
+        fake_github,
+        "PATCH",
+        f"/repos/{OWNER}/{REPO}/issues/comments/{existing.id}",
+        json={"body": "new"},
+    )
+    assert edit.status_code == status
+    assert raw(fake_github, "POST", COMMENTS, "ghp_owner", json={"body": "mine"}).status_code == 201
+    assert [c.body for c in fake_github.comments(OWNER, REPO, NUMBER)] == ["old", "mine"]
 
 
 # ---------------------------------------------------------------------------------------------

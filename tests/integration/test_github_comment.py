@@ -216,6 +216,8 @@ def test_bad_token_is_exit_3_without_the_token(
     assert code == 3
     assert "ghp_not_a_real_token_123" not in out + err
     assert err.count("\n") == 1 and "401" in err
+    assert "GitHub rejected the token from GITHUB_TOKEN (HTTP 401 Bad credentials" in err
+    assert "invalid, expired or revoked" in err
 
 
 def test_missing_pr_number_is_a_usage_error(fake_github: FakeGitHub, tmp_path: Path) -> None:
@@ -233,3 +235,261 @@ def test_missing_pr_number_is_a_usage_error(fake_github: FakeGitHub, tmp_path: P
     assert result.code == 2
     assert "--pr N" in result.err
     assert (tmp_path / "ci-modelver-comment-demo.md").is_file()  # the report is kept for later
+
+
+# ---------------------------------------------------------------------------------------------
+# GitHub answers and waits: the fake's faults (every wait bounded by --timeout)
+
+COMMENTS = rf"^/repos/{OWNER}/{REPO}/issues/{PR}/comments$"
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], err
+    assert "Traceback" not in err
+    return errors[0]
+
+
+def _report_kept(tmp_path: Path) -> None:
+    comment_file = tmp_path / "runner-temp" / "ci-modelver-comment-demo.md"
+    assert comment_file.read_text().startswith(MARKER)
+
+
+def test_a_post_applied_whose_answer_is_lost_leaves_one_comment(
+    fake_github: FakeGitHub, webhook_payload: WebhookFactory, tmp_path: Path
+) -> None:
+    env = _setup(fake_github, webhook_payload, tmp_path)
+    fake_github.lose_answer("POST", COMMENTS)  # created, then the connection closes unanswered
+    code, _, err = _compare(tmp_path, env, 0.9, "--timeout", "20")
+    assert code == 0, err
+    assert len(fake_github.requests_matching("POST", COMMENTS)) == 1
+    [ours] = _ours(fake_github)
+    assert f"#issuecomment-{ours.id}" in err
+    assert len(fake_github.comments(OWNER, REPO, PR)) == 1
+
+
+def test_a_post_answered_after_the_client_timeout_leaves_one_comment(
+    fake_github: FakeGitHub, webhook_payload: WebhookFactory, tmp_path: Path
+) -> None:
+    env = _setup(fake_github, webhook_payload, tmp_path)
+    fake_github.lose_answer("POST", COMMENTS, after=60)  # far past the 2 s request timeout
+    code, _, err = _compare(tmp_path, env, 0.9, "--timeout", "8")
+    assert code == 0, err
+    assert len(fake_github.requests_matching("POST", COMMENTS)) == 1
+    assert len(_ours(fake_github)) == 1 and len(fake_github.comments(OWNER, REPO, PR)) == 1
+
+
+def test_a_post_lost_before_it_was_applied_is_sent_again(
+    fake_github: FakeGitHub, webhook_payload: WebhookFactory, tmp_path: Path
+) -> None:
+    env = _setup(fake_github, webhook_payload, tmp_path)
+    fake_github.drop_request("POST", COMMENTS)
+    code, _, err = _compare(tmp_path, env, 0.9, "--timeout", "20")
+    assert code == 0, err
+    assert len(fake_github.dropped) == 1
+    assert len(fake_github.requests_matching("POST", COMMENTS)) == 1  # the second one
+    assert len(_ours(fake_github)) == 1
+
+
+def test_an_edit_whose_answer_is_lost_is_read_back(
+    fake_github: FakeGitHub, webhook_payload: WebhookFactory, tmp_path: Path
+) -> None:
+    env = _setup(fake_github, webhook_payload, tmp_path)
+    assert _compare(tmp_path, env, 0.9)[0] == 0
+    fake_github.lose_answer("PATCH", r"/issues/comments/\d+$")
+    code, _, err = _compare(tmp_path, env, 0.95, "--timeout", "20")
+    assert code == 0, err
+    assert len(fake_github.requests_matching("PATCH", "")) == 1
+    [ours] = _ours(fake_github)
+    assert "0.95" in ours.body
+
+
+def test_answers_slower_than_the_timeout_give_up_within_it(
+    fake_github: FakeGitHub, webhook_payload: WebhookFactory, tmp_path: Path
+) -> None:
+    env = _setup(fake_github, webhook_payload, tmp_path)
+    fake_github.stall("GET", COMMENTS, 60)
+    code, _, err = _compare(tmp_path, env, 0.9, "--timeout", "3")
+    assert code == 3
+    line = _one_error_line(err)
+    assert "no answer in time; gave up after" in line and "3s budget" in line
+    assert "raise --timeout (env MODELVER_TIMEOUT) to wait longer" in line
+    assert fake_github.comments(OWNER, REPO, PR) == []
+    _report_kept(tmp_path)
+
+
+def test_an_answer_that_trickles_in_is_cut_at_the_budget(
+    fake_github: FakeGitHub, webhook_payload: WebhookFactory, tmp_path: Path
+) -> None:
+    """Each read is quick (a byte every half second), the whole answer is not: the per-request
+    timeout never fires, the budget does."""
+    env = _setup(fake_github, webhook_payload, tmp_path)
+    fake_github.add_comment(OWNER, REPO, PR, "filler", "someone")
+    fake_github.drip("GET", COMMENTS, 0.5, until=40, times=None)
+    code, _, err = _compare(tmp_path, env, 0.9, "--timeout", "4")
+    assert code == 3
+    assert "no answer in time; gave up after" in _one_error_line(err)
+    assert len(fake_github.comments(OWNER, REPO, PR)) == 1  # nothing posted
+
+
+def test_retry_after_longer_than_the_budget_gives_up_at_once(
+    fake_github: FakeGitHub, webhook_payload: WebhookFactory, tmp_path: Path
+) -> None:
+    env = _setup(fake_github, webhook_payload, tmp_path)
+    fake_github.rate_limit("POST", COMMENTS, retry_after=600, times=None)
+    code, _, err = _compare(tmp_path, env, 0.9, "--timeout", "30")
+    assert code == 3
+    line = _one_error_line(err)
+    assert "secondary rate limit" in line
+    assert "GitHub asked to wait 600s (Retry-After: 600)" in line and "30s budget" in line
+    assert len(fake_github.requests_matching("POST", COMMENTS)) == 1  # no second try
+    assert fake_github.comments(OWNER, REPO, PR) == []
+
+
+def test_retry_after_within_the_budget_is_waited_for(
+    fake_github: FakeGitHub, webhook_payload: WebhookFactory, tmp_path: Path
+) -> None:
+    env = _setup(fake_github, webhook_payload, tmp_path)
+    fake_github.rate_limit("POST", COMMENTS, retry_after=1)
+    code, _, err = _compare(tmp_path, env, 0.9, "--timeout", "30")
+    assert code == 0, err
+    assert [r.status for r in fake_github.requests_matching("POST", COMMENTS)] == [403, 201]
+    assert len(_ours(fake_github)) == 1
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_a_spent_rate_limit_names_its_reset(
+    fake_github: FakeGitHub, webhook_payload: WebhookFactory, tmp_path: Path, status: int
+) -> None:
+    env = _setup(fake_github, webhook_payload, tmp_path)
+    fake_github.rate_limit("GET", COMMENTS, reset_in=3600, status=status)
+    code, _, err = _compare(tmp_path, env, 0.9, "--timeout", "30")
+    assert code == 3
+    line = _one_error_line(err)
+    assert "(x-ratelimit-reset " in line and "GitHub asked to wait 36" in line
+    assert len(fake_github.requests_matching("GET", COMMENTS)) == 1
+
+
+@pytest.mark.parametrize("status", [403, 422])
+def test_a_locked_conversation_is_its_own_error(
+    fake_github: FakeGitHub, webhook_payload: WebhookFactory, tmp_path: Path, status: int
+) -> None:
+    env = _setup(fake_github, webhook_payload, tmp_path)
+    fake_github.lock(OWNER, REPO, PR, status=status)
+    code, _, err = _compare(tmp_path, env)
+    assert code == 3
+    line = _one_error_line(err)
+    assert "cannot comment on acme/models#7: the conversation is locked" in line
+    assert f"HTTP {status} " in line and "Unable to create comment because issue is locked." in line
+    assert "warning:" not in err and "cannot write comments" not in err
+    assert "the report is kept in " in line
+    _report_kept(tmp_path)
+
+
+def test_a_422_keeps_githubs_errors_message(
+    fake_github: FakeGitHub, webhook_payload: WebhookFactory, tmp_path: Path
+) -> None:
+    env = _setup(fake_github, webhook_payload, tmp_path)
+    errors = [{"resource": "IssueComment", "code": "custom", "field": "body", "message": "x is y"}]
+    fake_github.answer_with("POST", COMMENTS, 422, "Validation Failed", errors=errors)
+    code, _, err = _compare(tmp_path, env)
+    assert code == 3
+    assert "HTTP 422 Validation Failed: x is y" in _one_error_line(err)
+
+
+def test_a_body_too_long_for_github_says_so(
+    fake_github: FakeGitHub, webhook_payload: WebhookFactory, tmp_path: Path
+) -> None:
+    env = _setup(fake_github, webhook_payload, tmp_path)
+    message = "Body is too long (maximum is 65536 characters)"
+    errors = [{"resource": "IssueComment", "code": "custom", "field": "body", "message": message}]
+    fake_github.answer_with("POST", COMMENTS, 422, "Validation Failed", errors=errors)
+    code, _, err = _compare(tmp_path, env)
+    assert code == 3
+    line = _one_error_line(err)
+    assert "refused the comment on acme/models#7 as too long" in line and message in line
+
+
+def test_a_token_without_the_permission_warns_with_advice(
+    fake_github: FakeGitHub, webhook_payload: WebhookFactory, tmp_path: Path
+) -> None:
+    env = _setup(fake_github, webhook_payload, tmp_path)
+    fake_github.answer_with(
+        "POST",
+        COMMENTS,
+        403,
+        "Resource not accessible by integration",
+        headers={"X-Accepted-GitHub-Permissions": "issues=write; pull_requests=write"},
+    )
+    code, _, err = _compare(tmp_path, env)
+    assert code == 0, err
+    [warning] = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert "HTTP 403 Resource not accessible by integration" in warning
+    assert "'permissions: pull-requests: write'" in warning
+    assert "issues=write; pull_requests=write" in warning
+    _report_kept(tmp_path)
+
+
+def test_an_error_body_echoing_the_token_is_redacted(
+    fake_github: FakeGitHub, webhook_payload: WebhookFactory, tmp_path: Path
+) -> None:
+    token = fake_github.INSTALLATION_TOKEN
+    env = _setup(fake_github, webhook_payload, tmp_path)
+    fake_github.answer_with("POST", COMMENTS, 422, f"bad header 'Authorization: token {token}'")
+    code, out, err = _compare(tmp_path, env)
+    assert code == 3
+    assert "Authorization: <redacted>" in _one_error_line(err)
+    for text in (out, err, *(p.read_text() for p in tmp_path.rglob("*") if p.is_file())):
+        assert token not in text
+
+
+def test_a_pull_request_that_does_not_exist(
+    fake_github: FakeGitHub, webhook_payload: WebhookFactory, tmp_path: Path
+) -> None:
+    env = _setup(fake_github, webhook_payload, tmp_path)
+    code, _, err = _compare(tmp_path, env, 0.9, "--pr", "99")
+    assert code == 3
+    assert "GitHub has no pull request acme/models#99 that this token can see" in (
+        _one_error_line(err)
+    )
+
+
+def test_the_comment_command_obeys_modelver_timeout(
+    fake_github: FakeGitHub, webhook_payload: WebhookFactory, tmp_path: Path
+) -> None:
+    env = _setup(fake_github, webhook_payload, tmp_path, fork=True)
+    assert _compare(tmp_path, env)[0] == 0  # read-only: the report is saved for later
+    comment_file = tmp_path / "runner-temp" / "ci-modelver-comment-demo.md"
+    fake_github.rate_limit("POST", COMMENTS, retry_after=300)
+    later = {**env, "GITHUB_TOKEN": fake_github.INSTALLATION_TOKEN, "MODELVER_TIMEOUT": "10"}
+    posted = run_cli("comment", "--from-file", str(comment_file), "--pr", str(PR), env=later)
+    assert posted.code == 3
+    line = _one_error_line(posted.err)
+    assert "asked to wait 300s" in line and "10s budget" in line
+    assert "raise env MODELVER_TIMEOUT to wait longer" in line
+    assert fake_github.comments(OWNER, REPO, PR) == []
+
+
+def test_faults_apply_under_the_enterprise_prefix(
+    fake_github_enterprise: FakeGitHub, webhook_payload: WebhookFactory, tmp_path: Path
+) -> None:
+    env = _setup(fake_github_enterprise, webhook_payload, tmp_path)
+    fake_github_enterprise.lose_answer("POST", COMMENTS)
+    code, _, err = _compare(tmp_path, env, 0.9, "--timeout", "20")
+    assert code == 0, err
+    assert len(fake_github_enterprise.requests_matching("POST", COMMENTS)) == 1
+    assert len(_ours(fake_github_enterprise)) == 1
+
+
+def test_debug_shows_each_github_call_without_the_token(
+    fake_github: FakeGitHub, webhook_payload: WebhookFactory, tmp_path: Path
+) -> None:
+    env = _setup(fake_github, webhook_payload, tmp_path)
+    fake_github.lose_answer("POST", COMMENTS)
+    code, out, err = _compare(tmp_path, env, 0.9, "--debug", "--timeout", "20")
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("debug: GitHub ")]
+    assert [line.split(" -> ")[0].split(" ")[2] for line in lines] == ["GET", "POST", "GET", "GET"]
+    assert " -> ConnectionError in " in lines[1] and " -> ok in " in lines[2]
+    assert fake_github.INSTALLATION_TOKEN not in out + err

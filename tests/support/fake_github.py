@@ -3,6 +3,12 @@
 It serves the few endpoints a sticky-comment poster needs, on a free 127.0.0.1 port, with the
 status codes, error bodies, headers and pagination of the real API. Every request and response is
 checked against GitHub's OpenAPI description; what does not conform lands in ``violations``.
+
+Faults (``answer_with``, ``rate_limit``, ``stall``, ``lose_answer``, ``drop_request``) make it
+misbehave for matching requests the way GitHub and networks do: crafted error answers, rate
+limits with ``Retry-After`` or ``x-ratelimit-reset``, answers that come too late, writes that
+are applied but whose answer never arrives. ``lock`` locks a conversation as GitHub does. Every
+wait a fault makes is cut short by ``stop()``.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import json
 import re
 import socket
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +41,20 @@ RATE_LIMIT = 5000
 DOCS = "https://docs.github.com/rest"
 
 NOT_ACCESSIBLE = "Resource not accessible by integration"
+NOT_ACCESSIBLE_PAT = "Resource not accessible by personal access token"
+LOCKED_MESSAGE = "Unable to create comment because issue is locked."
+SECONDARY_RATE_LIMIT_MESSAGE = (
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+    "If you reach out to GitHub Support for help, please include the request ID FAKE:0001."
+)
+PRIMARY_RATE_LIMIT_MESSAGE = (
+    "API rate limit exceeded for installation ID 1. If you reach out to GitHub Support for "
+    "help, please include the request ID FAKE:0001."
+)
+RATE_LIMIT_DOCS = "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api"
+# Statuses GitHub sends on any endpoint although its OpenAPI description does not list them
+# everywhere; injected answers with them are checked as basic errors (a JSON 'message').
+ANY_ENDPOINT_STATUSES = frozenset({401, 403, 404, 429, 500, 502, 503, 504})
 
 Json = Any
 Handler = Callable[["_Request", dict[str, str]], "_Response"]
@@ -86,6 +107,9 @@ class Issue:
     updated_at: str
     state: str = "open"
     pull_request: PullRequest | None = None
+    locked: bool = False
+    lock_reason: str | None = None
+    lock_status: int = 403  # how a refused comment on the locked conversation is answered
 
 
 @dataclass
@@ -137,6 +161,34 @@ class RequestRecord:
 
 
 @dataclass
+class Fault:
+    """How the fake misbehaves for requests matching ``method`` and the API path ``pattern``.
+
+    ``mode``: "answer" (``status``/``body``/``headers`` instead of handling the request),
+    "stall" (wait ``delay`` seconds, then handle and answer), "late" (handle, then answer
+    ``delay`` seconds later, or never when ``delay`` is None: the connection is closed), "drop"
+    (close the connection before handling), "drip" (handle, then send the answer's body one
+    byte every ``delay`` seconds for ``until`` seconds, then the rest). ``times`` matching
+    requests get it (None: all).
+    """
+
+    method: str
+    pattern: str
+    mode: str
+    status: int = 0
+    body: Json = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float | None = None
+    times: int | None = 1
+    hits: int = 0
+    until: float = 0.0
+
+    def matches(self, method: str, path: str) -> bool:
+        spent = self.times is not None and self.hits >= self.times
+        return not spent and method == self.method and re.search(self.pattern, path) is not None
+
+
+@dataclass
 class _UserRecord:
     login: str
     id: int
@@ -173,10 +225,13 @@ def _sha(seed: str) -> str:
 
 
 class _ApiError(Exception):
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
+    def __init__(
+        self, status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = dict(headers or {})
         self.extra = extra
 
 
@@ -226,16 +281,39 @@ class _HandlerClass(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        status, headers, payload = self.server.fake._dispatch(
-            self.command, self.path, dict(self.headers.items()), raw
+        fake = self.server.fake
+        fault = fake._fault_for(self.command, self.path)
+        mode = fault.mode if fault is not None else ""
+        if mode == "drop":
+            fake._dropped(self.command, self.path)
+            self.close_connection = True
+            return
+        if mode == "stall":
+            fake._wait(fault.delay if fault is not None else None)
+        status, headers, payload = fake._dispatch(
+            self.command,
+            self.path,
+            dict(self.headers.items()),
+            raw,
+            fault if mode == "answer" else None,
         )
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
+        if mode == "late":
+            if fault is None or fault.delay is None:
+                self.close_connection = True  # applied, and the answer never comes
+                return
+            fake._wait(fault.delay)
+        try:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if mode == "drip" and fault is not None:
+                payload = fake._drip(self.wfile, payload, fault)
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+        except OSError:  # the client gave up waiting
+            self.close_connection = True
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = _serve
 
@@ -292,6 +370,10 @@ class FakeGitHub:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._routes = self._build_routes()
+        self.faults: list[Fault] = []
+        self.dropped: list[tuple[str, str]] = []  # requests closed before they were handled
+        self._stopping = threading.Event()
+        self._fault_checker: OpenAPIChecker | None = None
 
         self._register_user(self.BOT_LOGIN, "Bot", user_id=self.BOT_ID)
         self._register_user("octocat", "User", user_id=583231)
@@ -306,6 +388,7 @@ class FakeGitHub:
     def start(self) -> FakeGitHub:
         if self._server is not None:
             return self
+        self._stopping.clear()
         self._server = _Server(self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -320,6 +403,7 @@ class FakeGitHub:
         server, thread = self._server, self._thread
         if server is None:
             return
+        self._stopping.set()  # every fault's wait ends now
         server.shutdown()
         server.close_open_sockets()
         server.server_close()
@@ -516,6 +600,145 @@ class FakeGitHub:
         self._comments[comment_id] = comment
         self._issues[(owner, repo, number)].updated_at = now
         return comment
+
+    # -- faults --
+
+    def _add_fault(self, fault: Fault) -> Fault:
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def answer_with(
+        self,
+        method: str,
+        pattern: str,
+        status: int,
+        message: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        documentation_url: str | None = None,
+        times: int | None = 1,
+    ) -> Fault:
+        """Answer matching requests with GitHub's error body (``message``, ``errors``)."""
+        body: dict[str, Json] = {"message": message}
+        if errors is not None:
+            body["errors"] = errors
+        if documentation_url is not None:
+            body["documentation_url"] = documentation_url
+        fault = Fault(method.upper(), pattern, "answer", status, body, dict(headers or {}))
+        fault.times = times
+        return self._add_fault(fault)
+
+    def rate_limit(
+        self,
+        method: str,
+        pattern: str,
+        *,
+        secondary: bool = True,
+        retry_after: str | float | None = None,
+        reset_in: float | None = None,
+        status: int = 403,
+        times: int | None = 1,
+    ) -> Fault:
+        """GitHub's rate-limit answer: a secondary limit (``Retry-After`` if given) or the
+        primary one; ``reset_in`` (or a primary limit) spends the window until then."""
+        headers: dict[str, str] = {}
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        if reset_in is not None or not secondary:
+            headers["X-RateLimit-Remaining"] = "0"
+            headers["X-RateLimit-Reset"] = str(int(time.time() + (reset_in or 3600)))
+        message = SECONDARY_RATE_LIMIT_MESSAGE if secondary else PRIMARY_RATE_LIMIT_MESSAGE
+        return self.answer_with(
+            method,
+            pattern,
+            status,
+            message,
+            headers=headers,
+            documentation_url=RATE_LIMIT_DOCS,
+            times=times,
+        )
+
+    def stall(
+        self, method: str, pattern: str, seconds: float, *, times: int | None = None
+    ) -> Fault:
+        """Matching requests are handled and answered only ``seconds`` after they arrive."""
+        return self._add_fault(Fault(method.upper(), pattern, "stall", delay=seconds, times=times))
+
+    def lose_answer(
+        self, method: str, pattern: str, *, after: float | None = None, times: int | None = 1
+    ) -> Fault:
+        """Matching requests are applied; the answer never comes (``after``: comes that late)."""
+        return self._add_fault(Fault(method.upper(), pattern, "late", delay=after, times=times))
+
+    def drip(
+        self, method: str, pattern: str, every: float, *, until: float, times: int | None = 1
+    ) -> Fault:
+        """Matching answers trickle: one byte of the body every ``every`` seconds for ``until``
+        seconds (each read is quick, the whole answer is not), then the rest at once."""
+        fault = Fault(method.upper(), pattern, "drip", delay=every, times=times)
+        fault.until = until
+        return self._add_fault(fault)
+
+    def _drip(self, out: Any, payload: bytes, fault: Fault) -> bytes:
+        """Write ``payload`` byte by byte while the fault lasts; what is left is returned."""
+        ends = time.monotonic() + fault.until
+        while payload and time.monotonic() < ends and not self._stopping.is_set():
+            out.write(payload[:1])
+            out.flush()
+            payload = payload[1:]
+            self._wait(fault.delay)
+        return payload
+
+    def drop_request(self, method: str, pattern: str, *, times: int | None = 1) -> Fault:
+        """The connection of matching requests closes before they are handled."""
+        return self._add_fault(Fault(method.upper(), pattern, "drop", times=times))
+
+    def lock(
+        self,
+        owner: str,
+        repo: str,
+        number: int,
+        *,
+        reason: str | None = "resolved",
+        status: int = 403,
+    ) -> Issue:
+        """Lock the conversation: only the repository owner may still comment; others get
+        ``status`` (403 as api.github.com answers, or 422 with the reason in ``errors[]``)."""
+        with self._lock:
+            issue = self._issues[(owner, repo, number)]
+            issue.locked, issue.lock_reason, issue.lock_status = True, reason, status
+            return issue
+
+    def _fault_for(self, method: str, raw_path: str) -> Fault | None:
+        path = urllib.parse.unquote(urllib.parse.urlsplit(raw_path).path)
+        if self.prefix and (path == self.prefix or path.startswith(self.prefix + "/")):
+            path = path[len(self.prefix) :]
+        with self._lock:
+            for fault in self.faults:
+                if fault.matches(method, path):
+                    fault.hits += 1
+                    return fault
+        return None
+
+    def _dropped(self, method: str, raw_path: str) -> None:
+        with self._lock:
+            self.dropped.append((method, raw_path))
+
+    def _wait(self, seconds: float | None) -> None:
+        """A fault's wait: at most ``seconds``, cut short by ``stop()``."""
+        self._stopping.wait(seconds if seconds is not None else 0)
+
+    def _checker_for(self, status: int, injected: bool) -> OpenAPIChecker:
+        if not injected or status not in ANY_ENDPOINT_STATUSES:
+            return self.checker
+        with self._lock:
+            if self._fault_checker is None:
+                self._fault_checker = OpenAPIChecker(
+                    self.checker.document, implicit_error_statuses=ANY_ENDPOINT_STATUSES
+                )
+            return self._fault_checker
 
     # -- inspection --
 
@@ -783,7 +1006,7 @@ class FakeGitHub:
             "user": self._simple_user(issue.author),
             "labels": [],
             "state": issue.state,
-            "locked": False,
+            "locked": issue.locked,
             "assignee": None,
             "assignees": [],
             "milestone": None,
@@ -792,7 +1015,7 @@ class FakeGitHub:
             "updated_at": issue.updated_at,
             "closed_at": None,
             "author_association": "OWNER" if issue.author == issue.owner else "CONTRIBUTOR",
-            "active_lock_reason": None,
+            "active_lock_reason": issue.lock_reason if issue.locked else None,
             "body": issue.body,
             "reactions": self._reactions(url),
             "timeline_url": f"{url}/timeline",
@@ -845,13 +1068,13 @@ class FakeGitHub:
             "statuses_url": f"{api}/statuses/{pull.head_sha}",
             "number": pull.number,
             "state": issue.state,
-            "locked": False,
+            "locked": issue.locked,
             "title": issue.title,
             "user": self._simple_user(pull.author),
             "body": issue.body,
             "labels": [],
             "milestone": None,
-            "active_lock_reason": None,
+            "active_lock_reason": issue.lock_reason if issue.locked else None,
             "created_at": issue.created_at,
             "updated_at": issue.updated_at,
             "closed_at": None,
@@ -925,7 +1148,12 @@ class FakeGitHub:
         return str(docs.get("url", DOCS))
 
     def _dispatch(
-        self, method: str, raw_path: str, headers: dict[str, str], raw_body: bytes
+        self,
+        method: str,
+        raw_path: str,
+        headers: dict[str, str],
+        raw_body: bytes,
+        fault: Fault | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         split = urllib.parse.urlsplit(raw_path)
         full_path = urllib.parse.unquote(split.path)
@@ -966,16 +1194,20 @@ class FakeGitHub:
                 raise _ApiError(404, "Not Found")
             if bad_json:
                 raise _ApiError(400, "Problems parsing JSON")
+            if fault is not None:
+                extra = {k: v for k, v in fault.body.items() if k != "message"}
+                raise _ApiError(fault.status, fault.body["message"], headers=fault.headers, **extra)
             response = self._route(request, problems)
         except _ApiError as error:
             response = _Response(
                 error.status,
                 {
                     "message": error.message,
-                    **error.extra,
                     "documentation_url": self._doc_url(method, path),
+                    **error.extra,
                     "status": str(error.status),
                 },
+                dict(error.headers),
             )
             if error.status == 403 and identity is not None and method != "GET":
                 response.headers["X-Accepted-GitHub-Permissions"] = (
@@ -986,7 +1218,8 @@ class FakeGitHub:
             response = _Response(500, {"message": "Server Error", "documentation_url": DOCS})
 
         if in_prefix and self.checker.operation_id(method, path) is not None:
-            problems += self.checker.check_response(method, path, response.status, response.body)
+            checker = self._checker_for(response.status, fault is not None)
+            problems += checker.check_response(method, path, response.status, response.body)
         payload = b"" if response.body is None else json.dumps(response.body).encode()
         out_headers = self._headers(request, response)
         with self._lock:
@@ -1077,6 +1310,26 @@ class FakeGitHub:
         return request.identity
 
     @staticmethod
+    def _require_unlocked(issue: Issue, identity: Identity) -> None:
+        """A locked conversation takes comments from its repository's owner only."""
+        if not issue.locked or identity.login == issue.owner:
+            return
+        if issue.lock_status == 422:
+            raise _ApiError(
+                422,
+                "Validation Failed",
+                errors=[
+                    {
+                        "resource": "IssueComment",
+                        "code": "unprocessable",
+                        "field": "data",
+                        "message": LOCKED_MESSAGE,
+                    }
+                ],
+            )
+        raise _ApiError(issue.lock_status, LOCKED_MESSAGE)
+
+    @staticmethod
     def _comment_body(request: _Request) -> str:
         body = request.body
         if not isinstance(body, dict) or "body" not in body:
@@ -1142,6 +1395,7 @@ class FakeGitHub:
     def _create_comment_route(self, request: _Request, params: dict[str, str]) -> _Response:
         issue = self._require_issue(params)
         identity = self._require_write(request)
+        self._require_unlocked(issue, identity)
         text = self._comment_body(request)
         user = self._users[identity.login]
         comment = self._create_comment(issue.owner, issue.repo, issue.number, text, user)
@@ -1153,7 +1407,9 @@ class FakeGitHub:
 
     def _update_comment(self, request: _Request, params: dict[str, str]) -> _Response:
         comment = self._require_comment(params)
-        self._require_write(request)
+        identity = self._require_write(request)
+        issue = self._issues[(comment.owner, comment.repo, comment.issue_number)]
+        self._require_unlocked(issue, identity)
         comment.body = self._comment_body(request)
         comment.updated_at = self._tick()
         return _Response(200, self._comment_json(comment))

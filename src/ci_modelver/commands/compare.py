@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ci_modelver import __version__
 from ci_modelver.adapters import files
@@ -47,7 +48,8 @@ from ci_modelver.core.refs import (
     parse_ref,
     semver_key,
 )
-from ci_modelver.errors import GateFailed, InputError, ModelverError, TemplateError
+from ci_modelver.core.text import redact_url
+from ci_modelver.errors import GateFailed, GitHubError, InputError, ModelverError, TemplateError
 from ci_modelver.packing import prepare
 from ci_modelver.settings import ACTION, Settings
 
@@ -277,9 +279,16 @@ def write_report_file(path: Path, markdown: str, what: str) -> Path:
 
 
 def post_comment(
-    delivery: Delivery, markdown: str, settings: Settings, *, pr: int | None, token: str | None
+    delivery: Delivery,
+    markdown: str,
+    settings: Settings,
+    *,
+    pr: int | None,
+    token: str | None,
+    wait_hint: str | None = None,
 ) -> None:
-    """Create or update the sticky comment; a read-only token (fork PR) becomes a warning."""
+    """Create or update the sticky comment within ``settings.timeout``; a token that may not
+    write (a fork's pull request) becomes a warning, every other refusal an error (exit 3)."""
     env = settings.env
     repo = env.get("GITHUB_REPOSITORY")
     fork = False
@@ -305,16 +314,38 @@ def post_comment(
             f"{comment}: no GitHub token; set GITHUB_TOKEN or {settings.supply('github-token')}"
         )
     api = env.get("GITHUB_API_URL") or "https://api.github.com"
+    parts = urlsplit(api)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(
+            f"GITHUB_API_URL '{redact_url(api)}' is not an http(s) URL; unset it for "
+            "api.github.com, or set it to your server's API (https://HOST/api/v3)"
+        )
+    from_env = token == env.get("GITHUB_TOKEN") and settings.surface != ACTION
+    client = GitHubClient(
+        api,
+        token,
+        author=env.get("MODELVER_COMMENT_AUTHOR") or None,
+        budget=settings.timeout,
+        token_source="GITHUB_TOKEN" if from_env else settings.option("github-token"),
+        wait_hint=wait_hint or settings.wait_hint(),
+        log=settings.log,
+    )
     marker = markdown.split("\n", 1)[0]
-    client = GitHubClient(api, token, author=env.get("MODELVER_COMMENT_AUTHOR") or None)
-    outcome = client.upsert_comment(repo, number, markdown, marker)
+    try:
+        outcome = client.upsert_comment(repo, number, markdown, marker)
+    except GitHubError as exc:
+        if delivery.report_path is None:
+            raise
+        raise GitHubError(
+            f"{exc}; the report is kept in {delivery.report_path}", exc.kind, exc.status
+        ) from None
     delivery.comment_action = outcome.action
     delivery.comment_url = outcome.url
     if outcome.action == "read-only":
         why = (
             "this pull request comes from a fork, so the token is read-only"
             if fork
-            else "the token cannot write comments"
+            else outcome.advice or "the token may not write comments"
         )
         delivery.warnings.append(
             f"could not comment on {repo}#{number} ({outcome.detail}): {why}; the report is in the job "
@@ -480,7 +511,9 @@ def comment_from_file(
             f"{path}: {len(text)} characters is over GitHub's {COMMENT_LIMIT}-character comment limit"
         )
     delivery = Delivery(report_path=path)
-    post_comment(delivery, text, settings, pr=pr, token=token)
+    # 'comment' has no --timeout flag: its budget comes from MODELVER_TIMEOUT.
+    hint = "raise env MODELVER_TIMEOUT to wait longer"
+    post_comment(delivery, text, settings, pr=pr, token=token, wait_hint=hint)
     return delivery
 
 
