@@ -483,3 +483,10 @@ def test_min_throughput_refuses_what_is_not_a_usable_floor(raw: str) -> None:
     assert str(caught.value).startswith("environment variable MODELVER_MIN_THROUGHPUT=")
     assert "at least 1024" in str(caught.value)
     assert exit_code_of(caught.value) == 2
+
+
+def test_githubs_token_scheme_is_redacted_too() -> None:
+    from ci_modelver.adapters.http import redact_secrets
+
+    shown = redact_secrets("echo: Authorization: token s3cr3tvalue; authorization token x9y8z7", [])
+    assert "s3cr3tvalue" not in shown and "x9y8z7" not in shown

@@ -439,6 +439,12 @@ def register(sub: Any, parents: Parents) -> None:
     )
     p.add_argument("--from-file", required=True, metavar="FILE")
     p.add_argument("--pr", type=int, metavar="N")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds all GitHub requests of the comment may take (default 120, env MODELVER_TIMEOUT)",
+    )
     p.add_argument("--github-token", metavar="TOKEN", help="default: env GITHUB_TOKEN")
     p.set_defaults(run=run_comment)
 
