@@ -325,7 +325,7 @@ ANSWERS = [
     case(
         "github-error-body-echoes-the-authorization-header",
         3,
-        "bad request: Authorization: <redacted> <redacted> was refused",
+        "bad request: Authorization: <redacted> was refused",
         lambda w: after(
             w.gh.answer_with(
                 "POST",

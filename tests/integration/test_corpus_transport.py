@@ -451,7 +451,7 @@ ECHOES = [
     case(
         "show-403-echoes-basic-authorization",
         3,
-        "403 DENIED: Authorization Basic <redacted> may not pull — access denied to",
+        "403 DENIED: Authorization <redacted> may not pull — access denied to",
         lambda w: Call(
             ("show", _echo(w, EchoAuth(403, message="Authorization {auth} may not pull")), *T),
             CREDENTIALS,

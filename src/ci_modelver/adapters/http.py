@@ -301,11 +301,11 @@ def ca_bundle(env: Mapping[str, str]) -> str | bool:
 # value (with a separator or a scheme after the name), and long bearer tokens.
 _AUTHORIZATION = re.compile(
     r"""(?ix)
-    (   authorization ["']? \s* [:=] \s* ["']? (?: (?:bearer|basic|token) \s+ )?
-    |   authorization \s+ (?:bearer|basic|token) \s+
+    (   authorization ["']? \s* [:=] \s* ["']?
+    |   authorization \s+ (?= (?:bearer|basic|token) \s )
     |   \bbearer \s+ (?= [A-Za-z0-9._~+/=-]{16,} )
     )
-    [^\s,;"'}\]]+
+    (?: (?:bearer|basic|token) \s+ )? [^\s,;"'}\]]+
     """
 )
 REDACTED = "<redacted>"
