@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ci_modelver.adapters import files
 from ci_modelver.adapters.git import GitInfo, read_git
+from ci_modelver.adapters.github import scrub
 from ci_modelver.adapters.hashcache import DigestCache, cache_path
 from ci_modelver.adapters.store import BlobSource
 from ci_modelver.core.context import repository_url, rfc3339, run_url
 from ci_modelver.core.manifest import Manifest
 from ci_modelver.core.modelpack import Packed, PackedFile, Provenance, pack
+from ci_modelver.core.provenance import (
+    LockFile,
+    build_record,
+    ci_info,
+    is_lockfile_name,
+    lockfile_paths,
+    redact_command,
+    secret_values,
+)
 from ci_modelver.errors import InputError
 from ci_modelver.settings import Settings
 
@@ -69,6 +83,55 @@ def code_info(manifest: Manifest, settings: Settings, git: GitInfo) -> dict[str,
     return code
 
 
+def python_version() -> str:
+    """``CPython 3.12``: the interpreter running ci-modelver, to the minor version.
+
+    Not the patch level: a security update of the publishing machine's Python must not turn an
+    idempotent re-publish of unchanged files into a conflict (exit 4).
+    """
+    return f"{platform.python_implementation()} {sys.version_info.major}.{sys.version_info.minor}"
+
+
+def machine_platform() -> str:
+    """``linux-x86_64``, ``darwin-arm64``: operating system and machine type (no kernel release)."""
+    system = platform.system() or sys.platform
+    return f"{system}-{platform.machine() or 'unknown'}".lower()
+
+
+def discover_lockfiles(base: Path) -> list[str]:
+    """The environment lock files right next to the manifest (regular files only)."""
+    try:
+        names = sorted(entry.name for entry in os.scandir(base))
+    except OSError:
+        return []
+    return [
+        name
+        for name in names
+        if is_lockfile_name(name)
+        and files.check_file(base, name, must_stay_inside=False).problem is None
+    ]
+
+
+def build_info(
+    manifest: Manifest, base: Path, settings: Settings, cache: DigestCache
+) -> dict[str, Any]:
+    """The version record's ``build`` block: command, lock files, Python, platform, CI run."""
+    spec = manifest.build
+    paths = lockfile_paths(discover_lockfiles(base), spec.lockfiles if spec else ())
+    lockfiles = [LockFile(path, *cache.digest(base / path)) for path in paths]
+    command = spec.command if spec else None
+    if command is not None:
+        secrets = secret_values(settings.env)
+        command = redact_command(command, lambda word: scrub(word, secrets))
+    return build_record(
+        command=command,
+        lockfiles=lockfiles,
+        python=python_version(),
+        platform=machine_platform(),
+        ci=ci_info(settings.env) if settings.in_github_actions else None,
+    )
+
+
 def _newest_mtime(base: Path, manifest: Manifest) -> float | None:
     times = []
     for rel in [*(f.path for f in manifest.files), *(d.path for d in manifest.data if d.path)]:
@@ -113,6 +176,7 @@ def prepare(
         created=created_time(settings.env, git, _newest_mtime(base, manifest), now),
         code=code_info(manifest, settings, git),
         data=data,
+        build=build_info(manifest, base, settings, cache),
     )
     packed = pack(manifest, files, provenance)
     cache.save()

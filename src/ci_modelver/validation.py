@@ -10,6 +10,7 @@ from typing import Any
 
 from ci_modelver.adapters import files
 from ci_modelver.core.manifest import Manifest, build_manifest
+from ci_modelver.core.provenance import lockfile_path_problem, normal_lockfile_path
 from ci_modelver.core.source import Finding, SourceDoc
 from ci_modelver.core.text import one_line
 from ci_modelver.core.validate import (
@@ -77,6 +78,7 @@ def validate_manifest(path: Path, display: str | None = None) -> ValidationResul
         findings.extend(_license(doc))
         findings.extend(_model_files(doc, path.parent))
         findings.extend(_datasets(doc, path.parent))
+        findings.extend(_lockfiles(doc, path.parent))
         metric_findings, metrics, where, usable = _metrics(doc, path.parent)
         findings.extend(metric_findings)
         if usable:
@@ -175,6 +177,33 @@ def _datasets(doc: SourceDoc, base: Path) -> Iterator[Finding]:
         check = files.check_file(base, raw, must_stay_inside=False)
         if check.problem:
             yield doc.finding(("data", i, "path"), f"dataset file '{raw}' {check.problem.value}")
+
+
+def _lockfiles(doc: SourceDoc, base: Path) -> Iterator[Finding]:
+    """``build.lockfiles``: the dataset rule (relative, '/', may lie above the folder), once each."""
+    build = doc.data.get("build")
+    listed = build.get("lockfiles") if isinstance(build, dict) else None
+    if not isinstance(listed, list):
+        return
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(listed):
+        if not isinstance(raw, str) or not raw or CONTROL_CHARACTER.search(raw):
+            continue  # the schema reports it
+        where = ("build", "lockfiles", i)
+        problem = lockfile_path_problem(raw)
+        if problem:
+            yield doc.finding(where, f"lock file path '{raw}' {problem}")
+            continue
+        normal = normal_lockfile_path(raw)
+        if normal in seen:
+            yield doc.finding(
+                where, f"lock file '{raw}' is listed twice (also build.lockfiles[{seen[normal]}])"
+            )
+            continue
+        seen[normal] = i
+        check = files.check_file(base, normal, must_stay_inside=False)
+        if check.problem:
+            yield doc.finding(where, f"lock file '{raw}' {check.problem.value}")
 
 
 def _metrics(doc: SourceDoc, base: Path) -> tuple[list[Finding], dict[str, Any], str, bool]:

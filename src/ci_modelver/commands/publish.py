@@ -22,6 +22,7 @@ from ci_modelver.commands.toolkit import (
 from ci_modelver.core.audit import is_internal_tag
 from ci_modelver.core.manifest import Manifest
 from ci_modelver.core.modelpack import OCI_MANIFEST, Packed
+from ci_modelver.core.provenance import check_command, with_command
 from ci_modelver.core.refs import Reference, check_tag, is_version_tag
 from ci_modelver.errors import ConflictError, InputError
 from ci_modelver.packing import prepare
@@ -50,6 +51,12 @@ def register(sub: Any, parents: Parents) -> None:
         metavar="BYTES",
         help="upload in PATCH chunks of this size (e.g. 4194304 for ghcr.io); default one PUT",
     )
+    p.add_argument(
+        "--command",
+        dest="training_command",  # 'command' is the subcommand's name
+        metavar="COMMAND",
+        help="the training command, recorded in the version record (overrides build.command)",
+    )
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(run=run)
 
@@ -60,6 +67,7 @@ def run(args: argparse.Namespace, inv: Invocation) -> PublishResult:
         inv.settings,
         extra_tags=args.tag or (),
         progress=inv.progress("uploaded"),
+        command=args.training_command,
     )
 
 
@@ -155,9 +163,12 @@ def publish(
     now: Callable[[], float] = time.time,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    command: str | None = None,
 ) -> PublishResult:
     """Publish the manifest's version; idempotent for identical content, exit 4 on a conflict."""
     manifest = load_manifest(manifest_path)
+    if command is not None:  # --command wins over the manifest's build.command
+        manifest = with_command(manifest, check_command(command, "--command"))
     return publish_manifest(
         manifest,
         manifest_path.parent,

@@ -41,6 +41,14 @@ class CodeInfo:
 
 
 @dataclass(frozen=True)
+class BuildSpec:
+    """How the model was built, as the manifest (or ``publish --command``) says."""
+
+    command: str | tuple[str, ...] | None = None
+    lockfiles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Dataset:
     """A dataset: URI plus a digest, or a local path hashed at publish time."""
 
@@ -86,6 +94,7 @@ class Manifest:
     metrics_file: str | None = None
     gates: tuple[Gate, ...] = ()
     baseline: str | None = None
+    build: BuildSpec | None = None
 
 
 def parse_tolerance(raw: Any) -> Tolerance:
@@ -102,6 +111,7 @@ def build_manifest(data: Mapping[str, Any], metrics: Metrics) -> Manifest:
     framework = data.get("framework")
     code = data.get("code")
     metrics_ref = data.get("metrics")
+    build = data.get("build")
     return Manifest(
         name=data["name"],
         version=data["version"],
@@ -137,4 +147,13 @@ def build_manifest(data: Mapping[str, Any], metrics: Metrics) -> Manifest:
             for key, gate in data.get("gates", {}).items()
         ),
         baseline=data.get("baseline"),
+        build=_build_spec(build) if isinstance(build, dict) else None,
+    )
+
+
+def _build_spec(build: Mapping[str, Any]) -> BuildSpec:
+    command = build.get("command")
+    return BuildSpec(
+        command=tuple(command) if isinstance(command, list) else command,
+        lockfiles=tuple(build.get("lockfiles", ())),
     )

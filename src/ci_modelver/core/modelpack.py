@@ -14,6 +14,7 @@ from typing import Any
 
 from ci_modelver.core import json_bounds
 from ci_modelver.core.manifest import FileType, Manifest
+from ci_modelver.core.provenance import normalize_build
 from ci_modelver.core.refs import DIGEST_RE
 from ci_modelver.core.text import strip_userinfo
 from ci_modelver.core.validate import (
@@ -130,6 +131,8 @@ class Provenance:
     created: str
     code: Mapping[str, Any] = field(default_factory=dict)
     data: Sequence[Mapping[str, str]] = ()
+    # How it was built (core/provenance.py); empty for versions packed without it.
+    build: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,8 @@ def version_record(manifest: Manifest, provenance: Provenance) -> dict[str, Any]
         record["framework"] = fw
     if manifest.baseline:
         record["baseline"] = manifest.baseline
+    if provenance.build:
+        record["build"] = dict(provenance.build)
     return record
 
 
@@ -295,6 +300,7 @@ def pack(manifest: Manifest, files: Sequence[PackedFile], provenance: Provenance
         provenance,
         code=_without_credentials(provenance.code, _CODE_URLS),
         data=[_without_credentials(d, _DATA_URLS) for d in provenance.data],
+        build=normalize_build(dict(provenance.build)) if provenance.build else {},
     )
     layers = tuple(layer_descriptor(f, provenance.created) for f in files)
     config = canonical_json(model_config(manifest, provenance, layers))
@@ -450,6 +456,9 @@ def normalize_record(raw: Mapping[str, Any]) -> dict[str, Any]:
             for d in data
             if isinstance(d, dict)
         ]
+    build = normalize_build(raw.get("build"))
+    if build:
+        record["build"] = build
     if isinstance(raw.get("schemaVersion"), int):
         record["schemaVersion"] = raw["schemaVersion"]
     return record

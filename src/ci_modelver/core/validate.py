@@ -226,6 +226,8 @@ def _alternatives(doc: SourceDoc, error: ValidationError, path: JsonPath) -> Ite
         expected = "a metrics file path or a mapping {evaluation set: {metric: number}}"
     elif field == "tolerance":
         expected = 'a number ≥ 0 or a percentage string like "2%"'
+    elif field == "command":
+        expected = "a command line (a string) or a list of its words"
     else:
         expected = "a different type"
     yield doc.finding(path, f"expected {expected}, got {describe_value(instance)}")
