@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ci-modelver",
         description="Model versioning that lives in CI: immutable OCI artifacts for model versions.",
         epilog="Exit codes: 0 ok, 1 gate failed, 2 invalid input or usage, "
-        "3 registry/network/GitHub failure, 4 conflict, 70 internal error.",
+        "3 registry/network/GitHub failure, 4 conflict, 5 untrusted, 70 internal error.",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and HTTP details")

@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     INVALID_INPUT = 2
     REMOTE_FAILURE = 3
     CONFLICT = 4
+    UNTRUSTED = 5
     INTERNAL = 70
 
 
@@ -151,6 +152,27 @@ class ConflictError(ModelverError):
     """An immutable version tag already holds another digest."""
 
     exit_code = ExitCode.CONFLICT
+
+
+class Untrusted(ModelverError):
+    """No signature from a trusted signer covers the version, or what was pulled (exit 5).
+
+    Raised for: no signature, a bad signature, an unknown signer, a statement for another
+    digest, files that do not match the signed statement. Retrying cannot help; a trusted
+    signer has to sign the version (``ci-modelver sign``), or the policy has to name the signer.
+    """
+
+    exit_code = ExitCode.UNTRUSTED
+
+
+class BadSignature(Untrusted):
+    """One signature bundle that cannot be trusted: unreadable, not in the expected format,
+    or its signature does not verify. Carries the problem only (never key material); the
+    verifier records it on that signature's check and goes on with the others."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
 
 
 class GateFailed(ModelverError):

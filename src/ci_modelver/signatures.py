@@ -1,0 +1,389 @@
+"""Signing versions and checking their signatures in a store.
+
+The one place commands (``sign``, ``verify``, ``publish --sign-key``, ``pull --verify-key``, and
+the promotion policy on top) get signatures from: keys and policies read from flags and the
+environment, bundles stored as OCI referrers of the version (cosign's layout, through the
+referrers API or the ``sha256-<hex>`` fallback index), and one verification function,
+:func:`verify_version`, that returns every :class:`~ci_modelver.core.trust.SignatureCheck` and
+raises :class:`~ci_modelver.errors.Untrusted` (exit 5) unless a trusted signer covers the version.
+
+Secrets: the signing key, its passphrase and the PEM text stay in memory; messages name where
+they came from (a file, a variable), never their content.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ci_modelver.adapters.referrers import list_referrers, push_referrer
+from ci_modelver.adapters.store import BlobSource, NoProgress, Store
+from ci_modelver.core import keys
+from ci_modelver.core.context import precise_time
+from ci_modelver.core.modelpack import ANN_CREATED, OCI_MANIFEST, Descriptor, ModelArtifact
+from ci_modelver.core.signing import (
+    BUNDLE_MEDIA_TYPE,
+    FILES_PREDICATE,
+    KIND_FILES,
+    KIND_VERSION,
+    VERSION_PREDICATE,
+    bundle_descriptor,
+    bundle_layer,
+    bundle_manifest,
+    certificate_material,
+    files_statement,
+    key_material,
+    layer_files,
+    sign_statement,
+    version_statement,
+)
+from ci_modelver.core.trust import (
+    Policy,
+    SignatureCheck,
+    TrustedKey,
+    Verdict,
+    check_bundle,
+    verdict,
+)
+from ci_modelver.errors import (
+    ArtifactError,
+    BadSignature,
+    InputError,
+    IntegrityError,
+    Untrusted,
+)
+from ci_modelver.settings import Settings
+
+SIGNING_KEY_VARIABLE = "MODELVER_SIGNING_KEY"
+SIGNING_KEY_FILE_VARIABLE = "MODELVER_SIGNING_KEY_FILE"
+MAX_KEY_FILE = 1024 * 1024  # a PEM key, certificate or root bundle
+MAX_BUNDLES = 64  # signature referrers read per version, newest first
+
+
+# --- reading keys, certificates and policies ---------------------------------------------------
+
+
+def read_local(text: str, settings: Settings, what: str) -> bytes:
+    """A small local file named by a flag (relative to the working folder); InputError otherwise."""
+    path = Path(text)
+    if not path.is_absolute():
+        path = settings.cwd / path
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_KEY_FILE + 1)
+    except FileNotFoundError:
+        raise InputError(f"{what} {text}: does not exist") from None
+    except IsADirectoryError:
+        raise InputError(f"{what} {text}: is a folder, not a PEM file") from None
+    except OSError as exc:
+        raise InputError(
+            f"{what} {text}: cannot read it ({exc.strerror or type(exc).__name__})"
+        ) from None
+    if len(data) > MAX_KEY_FILE:
+        raise InputError(f"{what} {text}: is over {MAX_KEY_FILE // 1024} KiB; give a PEM file")
+    return data
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """The private key that signs, and the certificate chain that names it (certificate mode)."""
+
+    key: keys.PrivateKey = field(repr=False)
+    chain: tuple[bytes, ...] = field(default=(), repr=False)  # DER, leaf first
+    shown: str = ""
+
+    @property
+    def public(self) -> keys.PublicKey:
+        return keys.public_key_of(self.key)
+
+    def material(self) -> dict[str, object]:
+        return certificate_material(self.chain) if self.chain else key_material(self.public)
+
+
+def load_signing_key(
+    settings: Settings,
+    *,
+    key: str | None,
+    cert: str | None = None,
+    chain: str | None = None,
+) -> SigningKey | None:
+    """The signing key from ``--sign-key`` or the environment; None when none is given.
+
+    ``MODELVER_SIGNING_KEY`` holds the PEM itself, ``MODELVER_SIGNING_KEY_FILE`` names a file,
+    ``MODELVER_SIGNING_KEY_PASSWORD`` the passphrase of an encrypted key.
+    """
+    env = settings.env
+    flag = settings.option("sign-key")
+    if key:
+        pem, where = read_local(key, settings, flag), f"{flag} {key}"
+    elif env.get(SIGNING_KEY_VARIABLE, "").strip():
+        pem, where = env[SIGNING_KEY_VARIABLE].encode("utf-8", "replace"), SIGNING_KEY_VARIABLE
+    elif env.get(SIGNING_KEY_FILE_VARIABLE, "").strip():
+        name = env[SIGNING_KEY_FILE_VARIABLE].strip()
+        pem, where = (
+            read_local(name, settings, SIGNING_KEY_FILE_VARIABLE),
+            f"{SIGNING_KEY_FILE_VARIABLE} {name}",
+        )
+    else:
+        if cert or chain:
+            raise InputError(
+                f"{settings.option('sign-cert')}: needs the certificate's private key; give {flag} KEY"
+            )
+        return None
+    raw_password = env.get(keys.PASSWORD_VARIABLE)
+    password = raw_password.encode("utf-8") if raw_password else None
+    private = keys.load_private_key(pem, password, where)
+    public = keys.public_key_of(private)
+    if chain and not cert:
+        raise InputError(
+            f"{settings.option('sign-cert-chain')}: needs the signing certificate; give "
+            f"{settings.option('sign-cert')} CERT"
+        )
+    if not cert:
+        return SigningKey(private, (), f"key {keys.fingerprint(public)[:19]}…")
+    cert_flag = settings.option("sign-cert")
+    leaf, *extra = keys.load_certificates(
+        read_local(cert, settings, cert_flag), f"{cert_flag} {cert}"
+    )
+    if not keys.same_key(public, leaf.public_key()):
+        raise InputError(
+            f"{cert_flag} {cert}: the certificate is not for the signing key ({where}); give the "
+            "certificate issued for this key"
+        )
+    chain_certs = list(extra)
+    if chain:
+        chain_flag = settings.option("sign-cert-chain")
+        chain_certs += keys.load_certificates(
+            read_local(chain, settings, chain_flag), f"{chain_flag} {chain}"
+        )
+    if 1 + len(chain_certs) > keys.MAX_CHAIN:
+        raise InputError(f"{cert_flag}: at most {keys.MAX_CHAIN} certificates in the chain")
+    names = keys.identities(leaf)
+    ders = tuple(c.public_bytes(Encoding.DER) for c in (leaf, *chain_certs))
+    return SigningKey(
+        private, ders, f"certificate {names[0] if names else leaf.subject.rfc4514_string()}"
+    )
+
+
+def load_policy(
+    settings: Settings,
+    *,
+    key_files: Sequence[str] = (),
+    ca: str | None = None,
+    identity: str | None = None,
+    key_flag: str = "key",
+    ca_flag: str = "ca",
+    identity_flag: str = "cert-identity",
+) -> Policy:
+    """The trust policy from flags: public keys, and/or certificate roots with one identity."""
+    flag = settings.option(key_flag)
+    trusted = tuple(
+        TrustedKey(
+            Path(name).name,
+            keys.load_public_key(read_local(name, settings, flag), f"{flag} {name}"),
+        )
+        for name in key_files
+    )
+    if bool(ca) != bool(identity):
+        given, missing = (ca_flag, identity_flag) if ca else (identity_flag, ca_flag)
+        raise InputError(
+            f"{settings.option(given)}: needs {settings.option(missing)} too (certificates are "
+            "trusted for one identity, from these roots)"
+        )
+    roots: tuple[object, ...] = ()
+    if ca:
+        ca_option = settings.option(ca_flag)
+        roots = tuple(
+            keys.load_certificates(read_local(ca, settings, ca_option), f"{ca_option} {ca}")
+        )
+    return Policy(trusted, roots, identity or None)  # type: ignore[arg-type]
+
+
+# --- signing -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignedRecord:
+    """One bundle stored as a referrer of the version."""
+
+    kind: str  # version or files
+    record: str  # the referrer manifest digest
+    bundle: str  # the bundle blob digest
+
+
+def _subject(artifact: ModelArtifact, size: int) -> Descriptor:
+    return Descriptor(OCI_MANIFEST, artifact.digest, size)
+
+
+def sign_version(
+    store: Store,
+    artifact: ModelArtifact,
+    manifest_size: int,
+    signer: SigningKey,
+    *,
+    name: str,
+    version: str | None,
+    source: str,
+    now: Callable[[], float] = time.time,
+) -> tuple[SignedRecord, ...]:
+    """Sign the version's files and its manifest digest; store both bundles as referrers.
+
+    The version's manifest is not touched: its digest never changes.
+    """
+    files = layer_files(artifact, source)
+    created = precise_time(now())
+    statements = (
+        (KIND_FILES, FILES_PREDICATE, files_statement(name, files)),
+        (
+            KIND_VERSION,
+            VERSION_PREDICATE,
+            version_statement(
+                name, artifact.digest, version=version, signed_at=created, files=files
+            ),
+        ),
+    )
+    subject = _subject(artifact, manifest_size)
+    out = []
+    for kind, predicate, statement in statements:
+        data = sign_statement(statement, signer.key, signer.material())
+        blob = bundle_descriptor(data)
+        store.push_blob(BlobSource(blob, "signature", data=data), NoProgress())
+        manifest = bundle_manifest(subject, blob, predicate, created)
+        entry = push_referrer(
+            store, subject, manifest, BUNDLE_MEDIA_TYPE, tag=None, created=created
+        )
+        out.append(SignedRecord(kind, entry.digest, blob.digest))
+    return tuple(out)
+
+
+# --- verification ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of checking a version's signatures against a policy."""
+
+    verdict: Verdict
+    files: Mapping[str, str] | None  # the version's files (path → digest), when coverable
+    # The trusted files bundle (a model-signing signature) of the first trusted signer.
+    files_bundle: bytes | None = field(default=None, repr=False)
+
+    @property
+    def trusted(self) -> bool:
+        return self.verdict.trusted
+
+    @property
+    def checks(self) -> tuple[SignatureCheck, ...]:
+        return self.verdict.checks
+
+
+def _fetch_bundle(store: Store, entry: Descriptor, digest: str) -> bytes:
+    """The bundle bytes behind one referrer entry; BadSignature when the record is broken.
+
+    A registry that fails (RemoteError, exit 3) is not a bad signature and is raised as is.
+    """
+    try:
+        found = store.find_manifest(entry.digest)
+    except IntegrityError:
+        raise BadSignature("its referrer manifest does not match its digest") from None
+    if found is None:
+        raise BadSignature("its referrer manifest is missing")
+    layer = bundle_layer(found[0], digest)
+    if not store.blob_exists(layer):
+        raise BadSignature(f"its bundle blob {layer.digest} is missing")
+    try:
+        return store.read_blob(layer, layer.size)
+    except IntegrityError:
+        raise BadSignature("its bundle blob does not match its digest") from None
+
+
+def signature_checks(
+    store: Store,
+    artifact: ModelArtifact,
+    policy: Policy,
+    *,
+    source: str,
+    at: dt.datetime | None = None,
+    workers: int = 4,
+) -> Verification:
+    """Every signature of the version checked against ``policy`` (nothing raised for them)."""
+    when = at or dt.datetime.now(dt.timezone.utc)
+    try:
+        files: dict[str, str] | None = layer_files(artifact, source)
+    except ArtifactError:
+        files = None
+    entries = list_referrers(store, artifact.digest, BUNDLE_MEDIA_TYPE)
+    entries.sort(key=lambda e: e.annotations.get(ANN_CREATED, ""), reverse=True)
+    entries = entries[:MAX_BUNDLES]
+
+    def check(entry: Descriptor) -> tuple[SignatureCheck, bytes | None]:
+        created = entry.annotations.get(ANN_CREATED)
+        try:
+            data = _fetch_bundle(store, entry, artifact.digest)
+        except BadSignature as exc:
+            return SignatureCheck(
+                entry.digest, "other", False, problem=exc.problem, created=created
+            ), None
+        result = check_bundle(
+            data,
+            entry.digest,
+            digest=artifact.digest,
+            files=files,
+            policy=policy,
+            at=when,
+            created=created,
+        )
+        return result, data
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        done = list(pool.map(check, entries))
+    outcome = verdict(artifact.digest, [c for c, _ in done])
+    trusted_ids = {c.signer_id for c in outcome.checks if c.signer in outcome.signers}
+    files_bundle = next(
+        (
+            data
+            for c, data in done
+            if data is not None
+            and c.trusted
+            and c.kind == KIND_FILES
+            and c.signer_id in trusted_ids
+        ),
+        None,
+    )
+    return Verification(outcome, files, files_bundle)
+
+
+def untrusted_message(source: str, verification: Verification, policy: Policy) -> str:
+    return (
+        f"{source}@{verification.verdict.digest}: untrusted: {verification.verdict.reason()}; "
+        f"trusted: {policy.describe()}; a trusted signer can sign it with 'ci-modelver sign'"
+    )
+
+
+def verify_version(
+    store: Store,
+    artifact: ModelArtifact,
+    policy: Policy,
+    *,
+    source: str,
+    at: dt.datetime | None = None,
+    workers: int = 4,
+) -> Verification:
+    """The version's signature checks; Untrusted (exit 5) unless one trusted signer signed both
+    its manifest digest and files that match its layers."""
+    verification = signature_checks(store, artifact, policy, source=source, at=at, workers=workers)
+    if not verification.trusted:
+        raise Untrusted(untrusted_message(source, verification, policy))
+    return verification
+
+
+def signed_by(store: Store, artifact: ModelArtifact, signer: SigningKey, *, source: str) -> bool:
+    """Whether ``signer``'s key already signed both statements of this version."""
+    policy = Policy((TrustedKey("signing key", signer.public),))
+    return signature_checks(store, artifact, policy, source=source).trusted
