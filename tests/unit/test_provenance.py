@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ci_modelver.commands.history import _check_lockfile
 from ci_modelver.core.manifest import BuildSpec, build_manifest
 from ci_modelver.core.modelpack import (
     PackedFile,
@@ -491,3 +492,122 @@ def test_a_command_of_the_wrong_type_says_what_it_may_be(tmp_path: Path) -> None
             "expected a command line (a string) or a list of its words, got the number 3",
         )
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# reproduce --check-env and show, on a layout
+
+
+def _published(tmp_path: Path, **fields: Any) -> tuple[Path, str, dict[str, str]]:
+    root = tmp_path / "repo"
+    manifest = make_model(root / "models" / "m", **fields)
+    (root / "uv.lock").write_text("root lock\n")
+    (manifest.parent / "requirements.txt").write_text("numpy==2.0\n")
+    env = base_env(tmp_path / "home", MODELVER_NO_CACHE="1")
+    store = f"oci:{tmp_path / 'store'}"
+    published = run_cli(
+        "publish",
+        str(manifest),
+        "--repository",
+        store,
+        "--command",
+        "python train.py --seed 7",
+        env=env,
+    )
+    assert published.code == 0, published.err
+    return manifest.parent, f"{store}:1.0.0", env
+
+
+def test_reproduce_prints_the_build_and_checks_matching_lock_files(tmp_path: Path) -> None:
+    folder, ref, env = _published(tmp_path, build={"lockfiles": ["../../uv.lock"]})
+    result = run_cli("reproduce", ref, "--check-env", str(folder), env=env)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert "  command:   python train.py --seed 7" in lines
+    assert (
+        f"  python:    {python_version()} on {machine_platform()}  (the publishing machine)"
+        in lines
+    )
+    assert any(line.startswith("  lock file: ../../uv.lock  sha256:") for line in lines)
+    assert lines[lines.index("environment check:") + 1 :][:2] == [
+        "  ../../uv.lock: match",
+        "  requirements.txt: match",
+    ]
+    doc = json.loads(
+        run_cli("reproduce", ref, "--check-env", str(folder), "--format", "json", env=env).out
+    )
+    assert doc["commands"] == ["python train.py --seed 7"]
+    assert doc["build"]["command"] == "python train.py --seed 7"
+    assert [c["status"] for c in doc["envCheck"]] == ["match", "match"]
+
+
+def test_reproduce_with_a_changed_lock_file_exits_1_and_names_it(tmp_path: Path) -> None:
+    folder, ref, env = _published(tmp_path)
+    (folder / "requirements.txt").write_text("numpy==2.1\n")
+    result = run_cli("reproduce", ref, "--check-env", str(folder), env=env)
+    assert result.code == ExitCode.GATE_FAILED
+    assert "  requirements.txt: mismatch (found sha256:" in result.out
+    [error] = [line for line in result.err.splitlines() if line.startswith("error: ")]
+    assert error == (
+        "error: lock file(s) differ from the ones recorded at publish time: "
+        "requirements.txt (mismatch)"
+    )
+    assert result.err.splitlines()[-1] == error
+
+
+def test_reproduce_with_a_missing_lock_file_exits_1(tmp_path: Path) -> None:
+    folder, ref, env = _published(tmp_path)
+    (folder / "requirements.txt").unlink()
+    result = run_cli("reproduce", ref, "--check-env", str(folder), env=env)
+    assert result.code == ExitCode.GATE_FAILED
+    assert "requirements.txt (missing)" in result.err.splitlines()[-1]
+
+
+def test_reproduce_without_check_env_does_not_judge(tmp_path: Path) -> None:
+    folder, ref, env = _published(tmp_path)
+    (folder / "requirements.txt").write_text("changed\n")
+    result = run_cli("reproduce", ref, env=env)
+    assert result.code == 0, result.err
+    assert "environment check:" not in result.out
+
+
+def test_check_env_that_is_not_a_folder_is_refused_before_any_request(tmp_path: Path) -> None:
+    # Sockets are off here: asking the registry first would be an internal error (exit 70).
+    result = run_cli(
+        "reproduce",
+        "127.0.0.1:9/acme/m:1.0.0",
+        "--check-env",
+        str(tmp_path / "nope"),
+        env=base_env(tmp_path / "home"),
+    )
+    assert result.code == ExitCode.INVALID_INPUT, result.err
+    assert result.err.splitlines() == [
+        f"error: --check-env {tmp_path / 'nope'}: not a folder; give the folder the version's "
+        "manifest was published from"
+    ]
+
+
+def test_paths_from_a_record_only_ever_hash_regular_files(tmp_path: Path) -> None:
+    """The record is untrusted: an absolute path is refused, a device is never opened."""
+    folder = tmp_path / "a" / "b"
+    folder.mkdir(parents=True)
+    up = "../" * (len(folder.parts) + 2)
+    device = _check_lockfile({"path": f"{up}dev/null", "digest": D1}, folder)
+    assert device.status == "refused" and device.found is None  # opened, it would hash to e3b0…
+    assert _check_lockfile({"path": "/etc/hostname", "digest": D1}, folder).status == "refused"
+    assert _check_lockfile({"path": "a\\b", "digest": D1}, folder).status == "refused"
+    (folder / "sub").mkdir()
+    assert _check_lockfile({"path": "sub", "digest": D1}, folder).status == "refused"
+    assert _check_lockfile({"path": "gone.lock", "digest": D1}, folder).status == "missing"
+
+
+def test_show_prints_the_build_block(tmp_path: Path) -> None:
+    _folder, ref, env = _published(tmp_path)
+    result = run_cli("show", ref, env=env)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    start = lines.index("build:")
+    assert lines[start + 1] == "  command:   python train.py --seed 7"
+    assert any(line.startswith("  lock file: requirements.txt  sha256:") for line in lines[start:])
+    shown = json.loads(run_cli("show", ref, "--format", "json", env=env).out)
+    assert shown["record"]["build"]["lockfiles"][0]["path"] == "requirements.txt"

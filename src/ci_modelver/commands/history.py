@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ci_modelver.adapters import files
+from ci_modelver.adapters.files import PathProblem
 from ci_modelver.adapters.referrers import evaluations_of, push_referrer
 from ci_modelver.adapters.store import hash_file
 from ci_modelver.commands.toolkit import (
@@ -34,7 +35,15 @@ from ci_modelver.core.audit import (
 )
 from ci_modelver.core.context import precise_time
 from ci_modelver.core.modelpack import OCI_MANIFEST, Descriptor, parse_model_manifest
+from ci_modelver.core.provenance import (
+    FAILING_LOCK_STATUSES,
+    LockCheck,
+    command_text,
+    lockfile_path_problem,
+    normal_lockfile_path,
+)
 from ci_modelver.core.refs import Reference, is_version_tag, semver_key
+from ci_modelver.core.text import one_line
 from ci_modelver.core.validate import metric_value_findings, relative_path_problem, schema_findings
 from ci_modelver.errors import GateFailed, InputError, InvalidMetrics, ModelverError
 from ci_modelver.settings import Settings
@@ -62,11 +71,17 @@ def register(sub: Any, parents: Parents) -> None:
         "reproduce",
         parents=[parents.common, parents.remote],
         help="what is needed to rebuild a version",
-        description="Code, data, hyperparameters and framework of a version; --check-data "
-        "hashes local dataset files and exits 1 on a mismatch.",
+        description="Code, data, build (command, lock files, Python, platform, CI run), "
+        "hyperparameters and framework of a version; --check-data hashes local dataset files "
+        "and --check-env the recorded lock files, and each exits 1 on a mismatch.",
     )
     p.add_argument("ref", metavar="REF")
     p.add_argument("--check-data", metavar="DIR")
+    p.add_argument(
+        "--check-env",
+        metavar="DIR",
+        help="compare the recorded lock files with the ones in DIR (the manifest's folder)",
+    )
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(run=run_reproduce)
 
@@ -96,7 +111,8 @@ def run_history(args: argparse.Namespace, inv: Invocation) -> History:
 
 def run_reproduce(args: argparse.Namespace, inv: Invocation) -> Reproduction:
     check = Path(args.check_data) if args.check_data else None
-    return reproduce(args.ref, inv.settings, check_data=check)
+    env = Path(args.check_env) if args.check_env else None
+    return reproduce(args.ref, inv.settings, check_data=check, check_env=env)
 
 
 def run_attach(args: argparse.Namespace, inv: Invocation) -> AttachResult:
@@ -297,15 +313,24 @@ class Reproduction:
     digest: str
     record: Mapping[str, Any]
     checks: tuple[DataCheck, ...]
+    env_checks: tuple[LockCheck, ...] = ()
 
     @property
     def mismatch(self) -> bool:
         return any(c.status == "mismatch" for c in self.checks)
 
     def failure(self) -> ModelverError | None:
-        if not self.mismatch:
-            return None
-        return GateFailed("a local dataset does not match the digest recorded at publish time")
+        problems = []
+        if self.mismatch:
+            problems.append("a local dataset does not match the digest recorded at publish time")
+        failed = [c for c in self.env_checks if c.status in FAILING_LOCK_STATUSES]
+        if failed:
+            shown = ", ".join(f"{one_line(c.path, 200)} ({c.status})" for c in failed[:10])
+            more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
+            problems.append(
+                f"lock file(s) differ from the ones recorded at publish time: {shown}{more}"
+            )
+        return GateFailed("; ".join(problems)) if problems else None
 
     def to_json(self) -> dict[str, Any]:
         record = self.record
@@ -318,7 +343,8 @@ class Reproduction:
             "data": list(record.get("data") or []),
             "hyperparameters": record.get("hyperparameters") or {},
             "framework": record.get("framework") or {},
-            "commands": list(record.get("commands") or []),
+            "build": record.get("build") or {},
+            "commands": _commands(record),
             "dataCheck": [
                 {
                     "name": c.name,
@@ -329,13 +355,33 @@ class Reproduction:
                 }
                 for c in self.checks
             ],
+            "envCheck": [c.to_json() for c in self.env_checks],
         }
 
 
-def reproduce(ref_text: str, settings: Settings, *, check_data: Path | None) -> Reproduction:
-    """What is needed to rebuild a version; with ``check_data``, compare local dataset files."""
+def _commands(record: Mapping[str, Any]) -> list[str]:
+    """The recorded training command, as one line of shell (a list of words is quoted)."""
+    raw = record.get("build")
+    build: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
+    text = command_text(build.get("command"))
+    return [text] if text is not None else []
+
+
+def reproduce(
+    ref_text: str,
+    settings: Settings,
+    *,
+    check_data: Path | None,
+    check_env: Path | None = None,
+) -> Reproduction:
+    """What is needed to rebuild a version; ``check_data``/``check_env`` compare local files."""
     ref = parse_reference(ref_text, settings)
     target = require_target(ref, "reproduce")
+    if check_env is not None and not check_env.is_dir():  # a local mistake: before any request
+        raise InputError(
+            f"--check-env {check_env}: not a folder; give the folder the version's manifest "
+            "was published from"
+        )
     store = open_store(ref.bare(), settings, create=False)
     artifact, _config = read_artifact(store, ref, target)
     record = dict(artifact.record or {})
@@ -350,7 +396,30 @@ def reproduce(ref_text: str, settings: Settings, *, check_data: Path | None) -> 
         for item in record.get("data") or []:
             if isinstance(item, dict):
                 checks.append(_check_dataset(item, check_data))
-    return Reproduction(ref.bare(), artifact.digest, record, tuple(checks))
+    env_checks: list[LockCheck] = []
+    if check_env is not None:
+        build = record.get("build") or {}
+        env_checks = [_check_lockfile(item, check_env) for item in build.get("lockfiles") or []]
+    return Reproduction(ref.bare(), artifact.digest, record, tuple(checks), tuple(env_checks))
+
+
+def _check_lockfile(item: Mapping[str, Any], folder: Path) -> LockCheck:
+    """One recorded lock file against ``folder/path``: only regular files are ever read.
+
+    The path comes from the store. It is used only when it is relative (it may lead above
+    ``folder``, as lock files may lie above the manifest), and only a regular file is hashed: a
+    device, a FIFO or a folder named by a hostile record is never opened.
+    """
+    path, expected = str(item["path"]), str(item["digest"])
+    if lockfile_path_problem(path) is not None:
+        return LockCheck(path, expected, "refused")
+    check = files.check_file(folder, normal_lockfile_path(path), must_stay_inside=False)
+    if check.problem is PathProblem.MISSING:
+        return LockCheck(path, expected, "missing")
+    if check.problem is not None:
+        return LockCheck(path, expected, "refused")
+    found = hash_file(folder / normal_lockfile_path(path))[0]
+    return LockCheck(path, expected, "match" if found == expected else "mismatch", found)
 
 
 def _check_dataset(item: Mapping[str, Any], folder: Path) -> DataCheck:

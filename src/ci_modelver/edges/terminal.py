@@ -23,6 +23,7 @@ from ci_modelver.commands.schema import SchemaDocument
 from ci_modelver.commands.validate import Validated
 from ci_modelver.core.jsontext import json_text
 from ci_modelver.core.modelpack import ANN_CREATED
+from ci_modelver.core.provenance import ci_summary, command_text
 from ci_modelver.core.source import Finding
 from ci_modelver.core.text import human_size, natural_key, one_line
 from ci_modelver.edges.actions import finding_annotation, neutralise
@@ -90,6 +91,26 @@ def _show_sections(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def build_lines(build: Mapping[str, Any]) -> list[str]:
+    """The version record's ``build`` block: command, Python and platform, CI run, lock files."""
+    if not build:
+        return []
+    lines = ["build:"]
+    command = command_text(build.get("command"))
+    lines.append(f"  command:   {command if command is not None else 'none recorded'}")
+    if build.get("python") or build.get("platform"):
+        on = f" on {build['platform']}" if build.get("platform") else ""
+        lines.append(f"  python:    {build.get('python', '?')}{on}  (the publishing machine)")
+    ci = build.get("ci")
+    if isinstance(ci, dict) and ci:
+        lines.append(f"  CI:        {ci_summary(ci)}")
+        if ci.get("runUrl"):
+            lines.append(f"  CI run:    {ci['runUrl']}")
+    for item in build.get("lockfiles") or []:
+        lines.append(f"  lock file: {item.get('path')}  {item.get('digest')}")
+    return lines
+
+
 def show_text(doc: dict[str, Any]) -> str:
     """The version record of ``show`` for terminals (input: ``Shown.to_json()``)."""
     record = doc.get("record") or {}
@@ -100,6 +121,7 @@ def show_text(doc: dict[str, Any]) -> str:
             f"  {f['type']:<13} {human_size(f['size']):>10}  {f['digest'][:19]}…  {f['path']}"
         )
     lines.extend(_show_sections(record))
+    lines.extend(build_lines(record.get("build") or {}))
     if not record:
         lines.append("(no ci-modelver version record: published by another ModelPack tool)")
     # Every value comes from the store: one line each, control characters shown escaped.
@@ -195,6 +217,17 @@ def history_text(doc: dict[str, Any], markdown: bool) -> str:
     return "\n".join(one_line(line) for line in out).rstrip() + "\n"
 
 
+def _check_lines(title: str, key: str, checks: Sequence[Mapping[str, Any]]) -> list[str]:
+    """``reproduce``'s check results: one line per dataset or lock file."""
+    if not checks:
+        return []
+    return [title] + [
+        f"  {check[key]}: {check['status']}"
+        + (f" (found {check['found']})" if check["status"] == "mismatch" else "")
+        for check in checks
+    ]
+
+
 def reproduce_text(doc: dict[str, Any]) -> str:
     """``reproduce`` for terminals (input: ``Reproduction.to_json()``)."""
     code = doc.get("code") or {}
@@ -219,16 +252,13 @@ def reproduce_text(doc: dict[str, Any]) -> str:
     lines.append("hyperparameters:")
     for key, value in sorted((doc.get("hyperparameters") or {}).items()):
         lines.append(f"  {key}: {_scalar(value)}")
-    lines.append(
-        "commands: " + ("; ".join(doc["commands"]) if doc.get("commands") else "none recorded")
-    )
-    if doc.get("dataCheck"):
-        lines.append("data check:")
-        for check in doc["dataCheck"]:
-            lines.append(
-                f"  {check['name']}: {check['status']}"
-                + (f" (found {check['found']})" if check["status"] == "mismatch" else "")
-            )
+    build = doc.get("build") or {}
+    if build:
+        lines.extend(build_lines(build))
+    else:
+        lines.append("build: none recorded")
+    lines.extend(_check_lines("data check:", "name", doc.get("dataCheck") or []))
+    lines.extend(_check_lines("environment check:", "path", doc.get("envCheck") or []))
     if code.get("repository") and code.get("commit"):
         lines.append(
             f"to rebuild: git clone {code['repository']} && git -C <clone> checkout {code['commit']}"
