@@ -226,9 +226,7 @@ class _Run:
         published = publish_manifest(
             manifest, path.parent, settings, extra_tags=extra, progress=NoProgress()
         )
-        self.edge.outputs(
-            {"digest": published.digest, "ref": published.ref, "version": published.version}
-        )
+        self.edge.outputs(published.outputs())
         state = "already published" if published.status == "unchanged" else "published"
         self.console.print(f"{published.name} {published.version} {state}: {published.ref}")
         self.edge.summary(

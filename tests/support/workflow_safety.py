@@ -57,7 +57,17 @@ ANNOTATION_PROPERTIES = frozenset({"file", "line", "col", "title"})
 TITLES = frozenset({"ci-modelver", "invalid manifest", "ci-modelver regression"})
 GROUP = re.compile(r"^ci-modelver (check|publish|promote|rollback)$")
 OUTPUT_KEYS = frozenset(
-    {"digest", "ref", "version", "regression", "baseline-digest", "report-path", "comment-url"}
+    {
+        "digest",
+        "ref",
+        "version",
+        "regression",
+        "baseline-digest",
+        "report-path",
+        "comment-url",
+        "subject-name",
+        "subject-digest",
+    }
 )
 
 

@@ -115,6 +115,8 @@ def test_only_declared_output_keys() -> None:
         "baseline-digest",
         "report-path",
         "comment-url",
+        "subject-name",
+        "subject-digest",
     }
     with pytest.raises(ValueError):
         output_block("evil", "x")

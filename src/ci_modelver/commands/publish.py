@@ -92,7 +92,15 @@ class PublishResult:
         return str(self.repository.with_digest(self.digest))
 
     def outputs(self) -> dict[str, str]:
-        return {"digest": self.digest, "ref": self.ref, "version": self.version}
+        return {
+            "digest": self.digest,
+            "ref": self.ref,
+            "version": self.version,
+            # What actions/attest-build-provenance takes (push-to-registry: true): the repository
+            # without tag, and the manifest digest. Empty name for a layout: no registry to push to.
+            "subject-name": str(self.repository) if self.repository.kind == "registry" else "",
+            "subject-digest": self.digest,
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -27,6 +27,8 @@ OUTPUT_KEYS = (
     "baseline-digest",
     "report-path",
     "comment-url",
+    "subject-name",
+    "subject-digest",
 )
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _OTHER_BREAKS = re.compile("[\x85\u2028\u2029]")
