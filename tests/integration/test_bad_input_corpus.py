@@ -345,7 +345,7 @@ REGISTRY = [
     case(
         "show-config-blob-not-json",
         2,
-        "the config blob is not valid JSON",
+        "the config blob is not JSON (not UTF-8 text)",
         lambda w: call("show", w.serve(model_artifact(config=b"\x00\x01 not json")), *T),
     ),
     case(
