@@ -27,7 +27,9 @@ from ci_modelver.commands import (
     publish,
     pull,
     schema,
+    sign,
     validate,
+    verify,
 )
 from ci_modelver.commands.toolkit import Invocation, Parents
 from ci_modelver.core.text import mask_credentials, one_line
@@ -45,6 +47,8 @@ COMMANDS: tuple[ModuleType, ...] = (
     inspect,
     compare,
     promote,
+    sign,
+    verify,
     history,
     init,
     schema,

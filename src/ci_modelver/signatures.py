@@ -217,10 +217,6 @@ class SignedRecord:
     bundle: str  # the bundle blob digest
 
 
-def _subject(artifact: ModelArtifact, size: int) -> Descriptor:
-    return Descriptor(OCI_MANIFEST, artifact.digest, size)
-
-
 def sign_version(
     store: Store,
     artifact: ModelArtifact,
@@ -248,18 +244,28 @@ def sign_version(
             ),
         ),
     )
-    subject = _subject(artifact, manifest_size)
     out = []
     for kind, predicate, statement in statements:
         data = sign_statement(statement, signer.key, signer.material())
-        blob = bundle_descriptor(data)
-        store.push_blob(BlobSource(blob, "signature", data=data), NoProgress())
-        manifest = bundle_manifest(subject, blob, predicate, created)
-        entry = push_referrer(
-            store, subject, manifest, BUNDLE_MEDIA_TYPE, tag=None, created=created
-        )
-        out.append(SignedRecord(kind, entry.digest, blob.digest))
+        record = attach_bundle(store, artifact.digest, manifest_size, data, predicate, created)
+        out.append(SignedRecord(kind, record, bundle_descriptor(data).digest))
     return tuple(out)
+
+
+def attach_bundle(
+    store: Store, digest: str, manifest_size: int, bundle: bytes, predicate_type: str, created: str
+) -> str:
+    """Store a Sigstore bundle as a referrer of the version ``digest``; the record's digest.
+
+    The bundle blob first, then the referrer manifest (cosign's layout), then the referrers
+    index (the registry's API, or the ``sha256-<hex>`` fallback tag).
+    """
+    subject = Descriptor(OCI_MANIFEST, digest, manifest_size)
+    blob = bundle_descriptor(bundle)
+    store.push_blob(BlobSource(blob, "signature", data=bundle), NoProgress())
+    manifest = bundle_manifest(subject, blob, predicate_type, created)
+    entry = push_referrer(store, subject, manifest, BUNDLE_MEDIA_TYPE, tag=None, created=created)
+    return entry.digest
 
 
 # --- verification ------------------------------------------------------------------------------

@@ -245,3 +245,45 @@ def actor(env: Mapping[str, str]) -> str:
 def safe_file_part(text: str) -> str:
     """A string usable inside one file name (never a path separator)."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", text)
+
+
+# --- signing and trust flags -------------------------------------------------------------------
+
+
+def add_signing_flags(parser: argparse.ArgumentParser) -> None:
+    """``--sign-key`` and certificate mode (``--sign-cert``, ``--sign-cert-chain``)."""
+    parser.add_argument(
+        "--sign-key",
+        metavar="KEY",
+        help="PEM private key (ECDSA P-256/P-384 or Ed25519) to sign with (env "
+        "MODELVER_SIGNING_KEY holding the PEM, or MODELVER_SIGNING_KEY_FILE; passphrase in "
+        "MODELVER_SIGNING_KEY_PASSWORD)",
+    )
+    parser.add_argument(
+        "--sign-cert", metavar="CERT", help="PEM certificate of the signing key (certificate mode)"
+    )
+    parser.add_argument(
+        "--sign-cert-chain",
+        metavar="CHAIN",
+        help="PEM intermediate certificates between --sign-cert and the root",
+    )
+
+
+def add_trust_flags(parser: argparse.ArgumentParser, key_flag: str = "--key") -> None:
+    """Who is trusted: public keys, and/or certificate roots with the identity they must name."""
+    parser.add_argument(
+        key_flag,
+        action="append",
+        default=[],
+        metavar="PUB",
+        dest="trusted_keys",
+        help="PEM public key of a trusted signer (repeatable)",
+    )
+    parser.add_argument(
+        "--ca", metavar="ROOTS", help="PEM root certificates that signing certificates chain to"
+    )
+    parser.add_argument(
+        "--cert-identity",
+        metavar="NAME",
+        help="the e-mail, URI or DNS name a signing certificate must name (with --ca)",
+    )

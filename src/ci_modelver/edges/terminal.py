@@ -20,12 +20,15 @@ from ci_modelver.commands.promote import MoveResult
 from ci_modelver.commands.publish import PublishResult
 from ci_modelver.commands.pull import PullResult
 from ci_modelver.commands.schema import SchemaDocument
+from ci_modelver.commands.sign import SignResult
 from ci_modelver.commands.validate import Validated
+from ci_modelver.commands.verify import VerifyResult
 from ci_modelver.core.jsontext import json_text
 from ci_modelver.core.modelpack import ANN_CREATED
 from ci_modelver.core.provenance import ci_summary, command_text
 from ci_modelver.core.source import Finding
 from ci_modelver.core.text import human_size, natural_key, one_line
+from ci_modelver.core.trust import SignatureCheck
 from ci_modelver.edges.actions import finding_annotation, neutralise
 
 
@@ -431,6 +434,40 @@ def _schema(result: SchemaDocument, fmt: str, in_actions: bool, lines: Lines) ->
     lines.out(json_text(result.schema, sort_keys=False))
 
 
+def _sign(result: SignResult, fmt: str, in_actions: bool, lines: Lines) -> None:
+    lines.out(
+        f"signed {result.ref} ({result.version or 'no version'}) with {result.signer}",
+        *(f"  {r.kind} statement: record {r.record}" for r in result.records),
+        "  the version's digest is unchanged",
+    )
+
+
+def _signature_line(check: SignatureCheck) -> str:
+    mark = "trusted" if check.trusted else "not trusted"
+    who = f" by {check.signer}" if check.signer else ""
+    when = f" at {check.signed_at}" if check.signed_at else ""
+    why = f": {check.problem}" if check.problem else ""
+    what = "signature" if check.kind == "other" else f"{check.kind} statement"
+    return one_line(f"  {what}{who}{when}, {mark}{why} (record {check.record})")
+
+
+def _verify(result: VerifyResult, fmt: str, in_actions: bool, lines: Lines) -> None:
+    verdict = result.verification.verdict
+    files = len(result.verification.files or {})
+    if verdict.trusted:
+        lines.out(
+            one_line(
+                f"verified {result.ref} ({result.version or 'no version'}): its manifest digest "
+                f"and {files} file(s) are signed by {', '.join(verdict.signers)}"
+            )
+        )
+    else:
+        lines.out(f"not verified {result.ref}: {len(verdict.checks)} signature(s) checked")
+    lines.out(*(_signature_line(c) for c in verdict.checks))
+    if result.written is not None:
+        lines.out(f"wrote the files signature to {result.written}")
+
+
 Renderer = Callable[[Any, str, bool, Lines], None]
 RENDERERS: Mapping[type, Renderer] = {
     Validated: _validate,
@@ -446,6 +483,8 @@ RENDERERS: Mapping[type, Renderer] = {
     AttachResult: _attach,
     InitResult: _init,
     SchemaDocument: _schema,
+    SignResult: _sign,
+    VerifyResult: _verify,
 }
 # Results whose JSON is their own document (a report, or a schema), not ``to_json()``.
 _OWN_JSON: Mapping[type, Callable[[Any], str]] = {
