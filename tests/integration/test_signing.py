@@ -433,3 +433,62 @@ def test_secrets_never_reach_output_or_files(tmp_path: Path) -> None:
             content = path.read_bytes().decode("latin-1")
             assert not [s for s in SECRETS if s in content], path
     SECRETS.clear()
+
+
+# --- publish --sign-key ---------------------------------------------------------------------------
+
+
+def test_publish_signs_before_the_tag_and_only_once(
+    tmp_path: Path, repo: str, keys: tuple[KeyPair, KeyPair]
+) -> None:
+    release, stranger = keys
+    env = _env(tmp_path)
+    doc = _publish(tmp_path, repo, env, "--sign-key", str(release.private))
+    assert doc["status"] == "published"
+    assert [s["statement"] for s in doc["signatures"]] == ["files", "version"]
+    assert doc["signer"].startswith("key sha256:")
+    assert _verify(f"{repo}:1.0.0", release, env).code == 0
+    # Publishing the same bytes with the same key adds nothing; another key adds its signature.
+    again = _publish(tmp_path, repo, env, "--sign-key", str(release.private))
+    assert again["status"] == "unchanged" and again["signatures"] == []
+    store = _store(repo, tmp_path)
+    assert len(list_referrers(store, doc["digest"], BUNDLE_MEDIA_TYPE)) == 2
+    other = _publish(tmp_path, repo, {**env, "MODELVER_SIGNING_KEY_FILE": str(stranger.private)})
+    assert len(other["signatures"]) == 2
+    assert len(list_referrers(store, doc["digest"], BUNDLE_MEDIA_TYPE)) == 4
+    text = cli("publish", str(tmp_path / "model" / "modelver.yaml"), "--repository", repo,
+               "--sign-key", str(_fresh_key(tmp_path).private), env=env)  # fmt: skip
+    assert text.code == 0 and "  signed: files statement and version statement by key" in text.out
+
+
+def _fresh_key(tmp_path: Path) -> KeyPair:
+    pair = write_key(tmp_path / "keys", "third", "p384")
+    SECRETS.extend(pair.secrets())
+    return pair
+
+
+def test_publish_with_a_bad_key_sends_nothing(
+    tmp_path: Path, keys: tuple[KeyPair, KeyPair]
+) -> None:
+    store = tmp_path / "store"
+    env = _env(tmp_path)
+    manifest = make_model(tmp_path / "model")
+    for bad in (str(keys[0].public), str(tmp_path / "missing.pem")):
+        done = cli(
+            "publish", str(manifest), "--repository", f"oci:{store}", "--sign-key", bad, env=env
+        )
+        assert done.code == 2, done.err
+        assert not store.exists()
+    enc = write_key(tmp_path / "keys", "enc", password=PASSPHRASE)
+    SECRETS.extend(enc.secrets())
+    done = cli(
+        "publish",
+        str(manifest),
+        "--repository",
+        f"oci:{store}",
+        "--sign-key",
+        str(enc.private),
+        env=env,
+    )
+    assert done.code == 2 and "is encrypted; set MODELVER_SIGNING_KEY_PASSWORD" in done.err
+    assert not store.exists()

@@ -14,6 +14,7 @@ from ci_modelver.adapters.store import Progress, Store
 from ci_modelver.commands.toolkit import (
     Invocation,
     Parents,
+    add_signing_flags,
     load_manifest,
     move_tag,
     open_store,
@@ -21,12 +22,19 @@ from ci_modelver.commands.toolkit import (
 )
 from ci_modelver.core.audit import is_internal_tag
 from ci_modelver.core.manifest import Manifest
-from ci_modelver.core.modelpack import OCI_MANIFEST, Packed
+from ci_modelver.core.modelpack import OCI_MANIFEST, Packed, parse_model_manifest
 from ci_modelver.core.provenance import check_command, with_command
 from ci_modelver.core.refs import Reference, check_tag, is_version_tag
 from ci_modelver.errors import ConflictError, InputError
 from ci_modelver.packing import prepare
 from ci_modelver.settings import Settings
+from ci_modelver.signatures import (
+    SignedRecord,
+    SigningKey,
+    load_signing_key,
+    sign_version,
+    signed_by,
+)
 
 
 def register(sub: Any, parents: Parents) -> None:
@@ -57,17 +65,23 @@ def register(sub: Any, parents: Parents) -> None:
         metavar="COMMAND",
         help="the training command, recorded in the version record (overrides build.command)",
     )
+    add_signing_flags(p)
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, inv: Invocation) -> PublishResult:
+    # The key is read (and refused) before the manifest is hashed or anything is sent.
+    signer = load_signing_key(
+        inv.settings, key=args.sign_key, cert=args.sign_cert, chain=args.sign_cert_chain
+    )
     return publish(
         Path(args.manifest),
         inv.settings,
         extra_tags=args.tag or (),
         progress=inv.progress("uploaded"),
         command=args.training_command,
+        signer=signer,
     )
 
 
@@ -86,6 +100,9 @@ class PublishResult:
     bytes_uploaded: int
     requests: int = 0
     retries: int = 0
+    # The bundles stored by --sign-key (none when not signing, or when already signed by it).
+    signatures: tuple[SignedRecord, ...] = ()
+    signer: str | None = None
 
     @property
     def ref(self) -> str:
@@ -117,6 +134,11 @@ class PublishResult:
                 "bytesUploaded": self.bytes_uploaded,
             },
             "http": {"requests": self.requests, "retries": self.retries},
+            "signer": self.signer,
+            "signatures": [
+                {"statement": r.kind, "record": r.record, "bundle": r.bundle}
+                for r in self.signatures
+            ],
         }
 
 
@@ -172,6 +194,7 @@ def publish(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     command: str | None = None,
+    signer: SigningKey | None = None,
 ) -> PublishResult:
     """Publish the manifest's version; idempotent for identical content, exit 4 on a conflict."""
     manifest = load_manifest(manifest_path)
@@ -186,6 +209,33 @@ def publish(
         now=now,
         clock=clock,
         sleep=sleep,
+        signer=signer,
+    )
+
+
+def _sign(
+    store: Store,
+    packed: Packed,
+    manifest: Manifest,
+    signer: SigningKey,
+    repository: Reference,
+    now: Callable[[], float],
+    *,
+    again: bool,
+) -> tuple[SignedRecord, ...]:
+    """Sign the version (``again``: unless this key has signed it already)."""
+    artifact = parse_model_manifest(packed.manifest, packed.digest, str(repository))
+    if again and signed_by(store, artifact, signer, source=str(repository)):
+        return ()
+    return sign_version(
+        store,
+        artifact,
+        len(packed.manifest),
+        signer,
+        name=manifest.name,
+        version=manifest.version,
+        source=str(repository),
+        now=now,
     )
 
 
@@ -199,8 +249,14 @@ def publish_manifest(
     now: Callable[[], float] = time.time,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    signer: SigningKey | None = None,
 ) -> PublishResult:
-    """``publish`` for a manifest already validated (files relative to ``base``)."""
+    """``publish`` for a manifest already validated (files relative to ``base``).
+
+    With ``signer`` the version is signed before its tag is written: the manifest is stored by
+    digest, its two bundles are attached, then the tag (a tag never names it unsigned). An
+    unchanged version is signed only if this key has not signed it yet.
+    """
     for tag in extra_tags:
         check_tag(tag, "--tag")
         if is_internal_tag(tag):
@@ -219,13 +275,19 @@ def publish_manifest(
         if is_version_tag(tag):
             _check_tag_free(store, tag, packed.digest)  # before any upload: no half-published state
     uploaded = present = sent = 0
+    signatures: tuple[SignedRecord, ...] = ()
     if not already:
         with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
             flags = list(pool.map(lambda s: store.push_blob(s, progress), sources))
         uploaded = sum(flags)
         present = len(flags) - uploaded
         sent = sum(s.descriptor.size for s, f in zip(sources, flags, strict=True) if f)
+        if signer is not None:
+            store.put_manifest(None, packed.manifest, OCI_MANIFEST)
+            signatures = _sign(store, packed, manifest, signer, repository, now, again=False)
         _put_version(store, manifest.version, packed, clock=clock, sleep=sleep)
+    elif signer is not None:
+        signatures = _sign(store, packed, manifest, signer, repository, now, again=True)
     for tag in extra_tags:
         if is_version_tag(tag) and _check_tag_free(store, tag, packed.digest):
             continue
@@ -241,5 +303,7 @@ def publish_manifest(
         present,
         sent,
         **store.transfer_stats(),
+        signatures=signatures,
+        signer=signer.shown if signer is not None and signatures else None,
     )
     return outcome

@@ -324,6 +324,9 @@ def _publish(result: PublishResult, fmt: str, in_actions: bool, lines: Lines) ->
             f"  blobs:  {result.uploaded} uploaded ({human_size(result.bytes_uploaded)}), "
             f"{result.present} already present"
         )
+    if result.signer:
+        kinds = " and ".join(f"{r.kind} statement" for r in result.signatures)
+        lines.out(f"  signed: {kinds} by {result.signer}")
 
 
 def _pull(result: PullResult, fmt: str, in_actions: bool, lines: Lines) -> None:
