@@ -492,3 +492,174 @@ def test_publish_with_a_bad_key_sends_nothing(
     )
     assert done.code == 2 and "is encrypted; set MODELVER_SIGNING_KEY_PASSWORD" in done.err
     assert not store.exists()
+
+
+# --- pull --verify-key -----------------------------------------------------------------------------
+
+
+def test_pull_verifies_before_writing(
+    tmp_path: Path, repo: str, keys: tuple[KeyPair, KeyPair]
+) -> None:
+    release, _ = keys
+    env = _env(tmp_path)
+    _publish(tmp_path, repo, env, "--sign-key", str(release.private))
+    out = tmp_path / "pulled"
+    done = cli("pull", f"{repo}:1.0.0", "-o", str(out), "--verify-key", str(release.public),
+               "--format", "json", env=env)  # fmt: skip
+    assert done.code == 0, done.err
+    doc = json.loads(done.out)
+    assert len(doc["signers"]) == 1 and len(doc["files"]) == 3
+    assert (out / "model" / "weights.bin").read_bytes() == b"weights-v1" * 100
+    text = cli(
+        "pull", f"{repo}:1.0.0", "-o", str(out), "--verify-key", str(release.public), env=env
+    )
+    assert "signed by key release.pub (sha256:" in text.out
+    only = cli("pull", f"{repo}:1.0.0", "-o", str(tmp_path / "docs"), "--only", "doc",
+               "--verify-key", str(release.public), env=env)  # fmt: skip
+    assert only.code == 0 and (tmp_path / "docs" / "README.md").is_file()
+
+
+def _tamper_other_key(
+    repo: str, store: Store, signed: dict[str, Any], keys: tuple[KeyPair, KeyPair]
+) -> None:
+    release, stranger = keys
+    record = next(s for s in signed["signatures"] if s["statement"] == "files")["record"]
+    layer = json.loads(store.get_manifest(record)[0])["layers"][0]
+    bundle = json.loads(store.read_blob(_descriptor(layer), layer["size"]))
+    statement = json.loads(__import__("base64").b64decode(bundle["dsseEnvelope"]["payload"]))
+    forged = json.loads(
+        sign_statement(statement, stranger.key, key_material(release.key.public_key()))
+    )
+    bundle["dsseEnvelope"]["signatures"] = forged["dsseEnvelope"]["signatures"]
+    _replace_bundle(store, signed, "files", canonical_json(bundle))
+
+
+def _tamper_other_digest(
+    repo: str, store: Store, signed: dict[str, Any], keys: tuple[KeyPair, KeyPair]
+) -> None:
+    release = keys[0]
+    statement = version_statement(
+        "demo", "sha256:" + "0" * 64, version="1.0.0", signed_at="t", files={}
+    )
+    _replace_bundle(
+        store,
+        signed,
+        "version",
+        sign_statement(statement, release.key, key_material(release.key.public_key())),
+    )
+
+
+def _tamper_truncated(
+    repo: str, store: Store, signed: dict[str, Any], keys: tuple[KeyPair, KeyPair]
+) -> None:
+    record = next(s for s in signed["signatures"] if s["statement"] == "version")["record"]
+    layer = json.loads(store.get_manifest(record)[0])["layers"][0]
+    _replace_bundle(
+        store, signed, "version", store.read_blob(_descriptor(layer), layer["size"])[:100]
+    )
+
+
+def _tamper_not_json(
+    repo: str, store: Store, signed: dict[str, Any], keys: tuple[KeyPair, KeyPair]
+) -> None:
+    _replace_bundle(store, signed, "files", b"\x00\x01 not json")
+
+
+def _tamper_missing_layer(
+    repo: str, store: Store, signed: dict[str, Any], keys: tuple[KeyPair, KeyPair]
+) -> None:
+    _delete_blob(
+        repo, next(s for s in signed["signatures"] if s["statement"] == "version")["bundle"]
+    )
+
+
+def _tamper_swapped_layer(
+    repo: str, store: Store, signed: dict[str, Any], keys: tuple[KeyPair, KeyPair]
+) -> None:
+    doc = json.loads(store.get_manifest(signed["digest"])[0])
+    doc["layers"][0], doc["layers"][1] = doc["layers"][1], doc["layers"][0]
+    new = store.put_manifest("1.0.0", canonical_json(doc), OCI_MANIFEST)
+    index = store.get_manifest(referrers_tag(signed["digest"]))[0]
+    store.put_manifest(referrers_tag(new), index, OCI_INDEX)
+
+
+def _tamper_wrong_file(
+    repo: str, store: Store, signed: dict[str, Any], keys: tuple[KeyPair, KeyPair]
+) -> None:
+    """The manifest names other content for a file; its files statement is signed for it too,
+    so the trusted key's signatures no longer cover it."""
+    doc = json.loads(store.get_manifest(signed["digest"])[0])
+    other = b"other weights"
+    store.push_blob(
+        BlobSource(
+            _descriptor({"mediaType": "x", "digest": sha256_digest(other), "size": len(other)}),
+            "w",
+            data=other,
+        ),
+        NoProgress(),
+    )
+    doc["layers"][0]["digest"], doc["layers"][0]["size"] = sha256_digest(other), len(other)
+    store.put_manifest("1.0.0", canonical_json(doc), OCI_MANIFEST)
+
+
+TAMPERING = {
+    "signature-from-another-key": (_tamper_other_key, 5),
+    "statement-for-another-digest": (_tamper_other_digest, 5),
+    "truncated-bundle": (_tamper_truncated, 5),
+    "non-json-bundle": (_tamper_not_json, 5),
+    "bundle-layer-missing": (_tamper_missing_layer, 5),
+    "layers-swapped-in-the-manifest": (_tamper_swapped_layer, 5),
+    "a-file-replaced-in-the-manifest": (_tamper_wrong_file, 5),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TAMPERING))
+def test_pull_of_a_tampered_version_writes_nothing(
+    tmp_path: Path, repo: str, keys: tuple[KeyPair, KeyPair], kind: str
+) -> None:
+    tamper, code = TAMPERING[kind]
+    env, signed, store = _signed(tmp_path, repo, keys[0])
+    tamper(repo, store, signed, keys)
+    out = tmp_path / "pulled"
+    done = cli(
+        "pull", f"{repo}:1.0.0", "-o", str(out), "--verify-key", str(keys[0].public), env=env
+    )
+    assert done.code == code, done.out + done.err
+    errors = [line for line in done.err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "untrusted" in errors[0], done.err
+    assert not out.exists()
+
+
+def test_pull_of_a_changed_blob_writes_nothing(
+    tmp_path: Path, keys: tuple[KeyPair, KeyPair]
+) -> None:
+    """A byte changed in a stored file: the signature still holds, that file's download does not
+    (each file lands only once it matches the signed digest; files verified before it stay)."""
+    repo = f"oci:{tmp_path / 'store'}"
+    env, signed, store = _signed(tmp_path, repo, keys[0])
+    doc = json.loads(store.get_manifest(signed["digest"])[0])
+    blob = tmp_path / "store" / "blobs" / "sha256" / doc["layers"][0]["digest"].split(":")[1]
+    data = bytearray(blob.read_bytes())
+    data[0] ^= 1
+    blob.write_bytes(bytes(data))
+    out = tmp_path / "pulled"
+    done = cli(
+        "pull", f"{repo}:1.0.0", "-o", str(out), "--verify-key", str(keys[0].public), env=env
+    )
+    assert done.code == 3, done.err
+    assert "tampered with; nothing was written" in done.err
+    assert not (out / "model" / "weights.bin").exists()
+    assert not list(out.rglob(".partial-*"))
+
+
+def test_pull_unsigned_with_verify_key_writes_nothing(
+    tmp_path: Path, repo: str, keys: tuple[KeyPair, KeyPair]
+) -> None:
+    env = _env(tmp_path)
+    _publish(tmp_path, repo, env)
+    out = tmp_path / "pulled"
+    done = cli(
+        "pull", f"{repo}:1.0.0", "-o", str(out), "--verify-key", str(keys[0].public), env=env
+    )
+    _untrusted(done, "it has no signatures")
+    assert not out.exists()

@@ -14,6 +14,7 @@ from typing import Any
 from ci_modelver.adapters import cancel, folders
 from ci_modelver.adapters.store import (
     Progress,
+    Store,
     file_mode,
     hash_file,
     owned_temp_dir,
@@ -23,6 +24,7 @@ from ci_modelver.adapters.tarball import extract
 from ci_modelver.commands.toolkit import (
     Invocation,
     Parents,
+    add_trust_flags,
     open_store,
     parse_reference,
     read_artifact,
@@ -33,11 +35,14 @@ from ci_modelver.core.modelpack import (
     ANN_FILE_METADATA,
     LAYER_TYPES,
     Descriptor,
+    ModelArtifact,
     is_tar_layer,
     safe_layer_paths,
 )
-from ci_modelver.errors import ArtifactError, InputError, JSONRefused
+from ci_modelver.core.trust import Policy
+from ci_modelver.errors import ArtifactError, InputError, JSONRefused, Untrusted
 from ci_modelver.settings import Settings
+from ci_modelver.signatures import load_policy, verify_version
 
 
 def register(sub: Any, parents: Parents) -> None:
@@ -62,11 +67,20 @@ def register(sub: Any, parents: Parents) -> None:
     p.add_argument(
         "--max-file-size", metavar="SIZE", help="refuse any single file larger than SIZE"
     )
+    add_trust_flags(p, "--verify-key")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, inv: Invocation) -> PullResult:
+    # The trust policy comes from the flags (never from the version), read before the store.
+    policy = load_policy(
+        inv.settings,
+        key_files=args.trusted_keys,
+        ca=args.ca,
+        identity=args.cert_identity,
+        key_flag="verify-key",
+    )
     return pull(
         args.ref,
         inv.settings,
@@ -75,6 +89,7 @@ def run(args: argparse.Namespace, inv: Invocation) -> PullResult:
         progress=inv.progress("downloaded"),
         max_total=parse_size(args.max_size, "--max-size"),
         max_file=parse_size(args.max_file_size, "--max-file-size"),
+        policy=None if policy.empty else policy,
     )
 
 
@@ -87,6 +102,8 @@ class PullResult:
     files: tuple[tuple[str, int, bool], ...]  # path, size, downloaded
     # Files that existed with other content and were overwritten by the version's file.
     replaced: tuple[str, ...] = ()
+    # With --verify-key (or --ca): the trusted signers that cover the version and its files.
+    signers: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -97,6 +114,7 @@ class PullResult:
                 for p, s, d in self.files
             ],
             "replaced": list(self.replaced),
+            "signers": list(self.signers),
         }
 
 
@@ -238,6 +256,34 @@ def _check_caps(
         )
 
 
+def _signed_files(
+    store: Store, artifact: ModelArtifact, policy: Policy | None, source: str, settings: Settings
+) -> tuple[tuple[str, ...], dict[str, str] | None]:
+    """The trusted signers and the signed files (None without a policy); Untrusted (exit 5)
+    before anything is written when no trusted signer covers the version."""
+    if policy is None:
+        return (), None
+    verification = verify_version(
+        store, artifact, policy, source=source, workers=settings.concurrency
+    )
+    return verification.verdict.signers, dict(verification.files or {})
+
+
+def _check_signed(
+    jobs: list[tuple[str, Descriptor, Path]], signed: dict[str, str] | None, source: str
+) -> None:
+    """Every file to write is the one the signed statement names (its digest is what each
+    download is verified against)."""
+    if signed is None:
+        return
+    for path, layer, _dest in jobs:
+        if signed.get(path) != layer.digest:
+            raise Untrusted(
+                f"{source}: '{path}' is {layer.digest} in the manifest, but the signed files "
+                f"statement says {signed.get(path, 'nothing')}; nothing was written"
+            )
+
+
 def pull(
     ref_text: str,
     settings: Settings,
@@ -247,14 +293,20 @@ def pull(
     progress: Progress,
     max_total: int | None = None,
     max_file: int | None = None,
+    policy: Policy | None = None,
 ) -> PullResult:
-    """Download and verify REF's files into ``output`` (default ./<name>)."""
+    """Download and verify REF's files into ``output`` (default ./<name>).
+
+    With ``policy``, the version's signatures are verified before anything is written (exit 5
+    when no trusted signer covers it), and every file is checked against the signed statement.
+    """
     ref = parse_reference(ref_text, settings)
     target = require_target(ref, "pull")
     store = open_store(ref, settings, create=False)
     artifact, _config = read_artifact(store, ref, target)
     source = str(ref)
     paths = safe_layer_paths(artifact, source)
+    signers, signed = _signed_files(store, artifact, policy, str(ref.bare()), settings)
     root = output if output is not None else settings.cwd / ref.name
     if root.exists() and not root.is_dir():
         raise InputError(f"--output {root} exists and is not a folder")
@@ -264,6 +316,7 @@ def pull(
             continue
         dest = root / path
         jobs.append((path, layer, dest))
+    _check_signed(jobs, signed, source)
     _check_caps(jobs, source, max_total, max_file)
     _prepare(root, jobs, source)
 
@@ -304,4 +357,5 @@ def pull(
         root,
         tuple((p, s, d) for p, s, d, _r in done),
         tuple(p for p, _s, _d, replaced in done if replaced),
+        signers,
     )

@@ -335,6 +335,10 @@ def _pull(result: PullResult, fmt: str, in_actions: bool, lines: Lines) -> None:
         f"pulled {result.digest} into {result.output}: {len(result.files)} file(s), "
         f"{fetched} downloaded, {len(result.files) - fetched} already up to date; all digests verified"
     )
+    if result.signers:
+        lines.out(
+            one_line(f"signed by {', '.join(result.signers)}: every file matches the signature")
+        )
     if result.replaced:
         # Layer paths come from the store: each one escaped, the list cut to a readable size.
         shown = ", ".join(one_line(path, 200) for path in result.replaced[:10])
