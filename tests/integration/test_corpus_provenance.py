@@ -161,9 +161,15 @@ PROVENANCE = [
     case(
         "publish-command-flag-carriage-return",
         2,
-        "--command: the training command 'train\\r::warning::x' contains a control character "
-        "(U+000D, carriage return)",
+        "--command: the training command contains a control character (U+000D, carriage "
+        "return) at character 6; commands must be printable: write it on one line",
         lambda w: _publish_command(w, "train\r::warning::x"),
+    ),
+    case(
+        "publish-command-flag-not-quoted-back",
+        2,
+        "contains a control character (U+000A, line feed)",
+        lambda w: _publish_command(w, "train --token ghp_" + "q" * 36 + "\n"),
     ),
     case(
         "publish-command-flag-too-long",
@@ -298,6 +304,7 @@ def test_provenance_case(world: World, case: Case) -> None:
     invocation = case.make(world)
     result = run_cli(*invocation.args, env={**world.env, **invocation.env})
     check(result, case)
+    assert "ghp_" not in result.out + result.err  # a command line is never quoted back
     if invocation.args[0] == "publish":
         # Refused before anything was written: no store, no layout folder.
         assert not (world.tmp / "store").exists()

@@ -250,8 +250,9 @@ def test_secrets_in_a_command_are_not_recorded() -> None:
     [
         ("", "the training command is empty"),
         ("   ", "the training command is empty"),
-        ("a\nb", "contains a control character (U+000A, line feed)"),
-        ("a\x1b[2Jb", "contains a control character (U+001B, escape)"),
+        ("a\nb", "contains a control character (U+000A, line feed) at character 2"),
+        ("a\x1b[2Jb", "contains a control character (U+001B, escape) at character 2"),
+        ("--token ghp_" + "t" * 36 + "\r", "at character 49; commands must be printable"),
         ("x" * 4097, "4,097 characters (limit 4,096)"),
     ],
 )
@@ -262,6 +263,7 @@ def test_a_bad_command_flag_is_one_line_exit_2(text: str, message: str) -> None:
     assert exit_code_of(error) == ExitCode.INVALID_INPUT
     assert str(error).startswith("--command: ") and message in str(error)
     assert "\n" not in str(error) and "\x1b" not in str(error)
+    assert "ghp_" not in str(error)  # a command line is never quoted back
 
 
 def test_the_flag_wins_over_the_manifest() -> None:

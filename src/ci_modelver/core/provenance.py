@@ -23,7 +23,7 @@ from typing import Any
 from ci_modelver.core.context import run_url
 from ci_modelver.core.manifest import BuildSpec, Manifest
 from ci_modelver.core.refs import DIGEST_RE
-from ci_modelver.core.text import mask_credentials, one_line, strip_userinfo
+from ci_modelver.core.text import mask_credentials, strip_userinfo
 from ci_modelver.core.validate import CONTROL_CHARACTER, control_character_problem
 from ci_modelver.errors import InputError
 
@@ -36,9 +36,7 @@ LOCKFILE_PATTERNS = (
     "environment.yaml",
     "pyproject.toml",
 )
-MAX_LOCKFILES = 64
 MAX_COMMAND_CHARS = 4096
-MAX_COMMAND_WORDS = 256
 # The most characters of one runner or workflow value kept in the record.
 _MAX_CI_VALUE = 1024
 CI_SYSTEM = "github-actions"
@@ -120,10 +118,11 @@ def check_command(text: str, where: str) -> str:
         )
     control = CONTROL_CHARACTER.search(text)
     if control:
+        # Not quoted back: a command line may hold a secret the record would have masked.
+        what, _, rule = control_character_problem(control, "commands").partition("; ")
         raise InputError(
-            f"{where}: the training command '{one_line(text, 80)}' "
-            f"{control_character_problem(control, 'commands')}; write it on one line "
-            "(or as a list of words in the manifest's build.command)"
+            f"{where}: the training command {what} at character {control.start() + 1}; {rule}: "
+            "write it on one line (or as a list of words in the manifest's build.command)"
         )
     return text
 
