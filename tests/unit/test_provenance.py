@@ -613,3 +613,29 @@ def test_show_prints_the_build_block(tmp_path: Path) -> None:
     assert any(line.startswith("  lock file: requirements.txt  sha256:") for line in lines[start:])
     shown = json.loads(run_cli("show", ref, "--format", "json", env=env).out)
     assert shown["record"]["build"]["lockfiles"][0]["path"] == "requirements.txt"
+
+
+def test_the_registry_password_typed_into_a_command_is_not_published(tmp_path: Path) -> None:
+    password = "s3cr3t-registry-pw"
+    manifest = make_model(tmp_path / "m")
+    env = base_env(tmp_path / "home", MODELVER_REGISTRY_PASSWORD=password)
+    store = tmp_path / "store"
+    result = run_cli(
+        "publish",
+        str(manifest),
+        "--repository",
+        f"oci:{store}",
+        "--command",
+        f"python train.py --pull-password {password} --data https://bot:{password}@data.example/x",
+        env=env,
+    )
+    assert result.code == 0, result.err
+    assert password not in result.out + result.err
+    for path in store.rglob("*"):
+        if path.is_file():
+            assert password.encode() not in path.read_bytes(), path
+    shown = run_cli("show", f"oci:{store}:1.0.0", "--format", "json", env=env)
+    command = json.loads(shown.out)["record"]["build"]["command"]
+    assert command == (
+        "python train.py --pull-password <redacted> --data https://***@data.example/x"
+    )
