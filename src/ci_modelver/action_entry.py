@@ -297,7 +297,7 @@ class _Run:
 
 
 _VERSIONISH = re.compile(r"^v?\d")
-_CODE_SAFE = re.compile(r"^[A-Za-z0-9._@/+:=-]+$")
+_CODE_SAFE = re.compile(r"^[A-Za-z0-9._@/+:=-]+\Z")
 
 
 def _code(text: str) -> str:

@@ -13,6 +13,7 @@ from ci_modelver.errors import InputError
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_TIMEOUT = 120.0
+MAX_TIMEOUT = 7 * 24 * 3600.0
 CLI = "cli"
 ACTION = "action"
 
@@ -65,6 +66,12 @@ class Settings:
         if not math.isfinite(budget) or budget <= 0:
             raise InputError(
                 f"{_knob('timeout', surface)} must be a positive number of seconds, got {budget:g}"
+            )
+        if budget > MAX_TIMEOUT:
+            # Past this, thread waits and timestamps overflow; no request needs a week.
+            raise InputError(
+                f"{_knob('timeout', surface)} must be at most {MAX_TIMEOUT:g} seconds "
+                f"(7 days), got {budget:g}"
             )
         chunk = _number(chunk_size, env, "MODELVER_CHUNK_SIZE", int)
         if chunk is not None and chunk < 1024:

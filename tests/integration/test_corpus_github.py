@@ -439,7 +439,7 @@ WAITS = [
     case(
         "github-rate-limit-comment-from-file-names-modelver-timeout",
         3,
-        "rerun later, or raise env MODELVER_TIMEOUT to wait longer",
+        "rerun later, or raise --timeout (env MODELVER_TIMEOUT) to wait longer",
         lambda w: after(
             w.gh.rate_limit("POST", COMMENTS, retry_after=600), w.later(MODELVER_TIMEOUT="20")
         ),

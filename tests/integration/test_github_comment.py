@@ -467,7 +467,7 @@ def test_the_comment_command_obeys_modelver_timeout(
     assert posted.code == 3
     line = _one_error_line(posted.err)
     assert "asked to wait 300s" in line and "10s budget" in line
-    assert "raise env MODELVER_TIMEOUT to wait longer" in line
+    assert "raise --timeout (env MODELVER_TIMEOUT) to wait longer" in line
     assert fake_github.comments(OWNER, REPO, PR) == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -40,8 +41,12 @@ def test_data_and_properties_never_break_the_line(text: str) -> None:
     assert "\n" not in line and "\r" not in line
     parsed = parse_workflow_command(line, 0)
     assert parsed is not None and parsed.name == "error"
-    # A line separator is shown, never a break; a legacy "##[" is shown as "## [".
-    shown = text.replace("\u2028", "\\u2028").replace("##[", "## [")
+    # Other controls are shown escaped, never sent; a legacy "##[" is shown as "## [".
+    shown = re.sub(
+        "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]",
+        lambda m: m.group(0).encode("unicode_escape").decode("ascii"),
+        text,
+    ).replace("##[", "## [")
     assert parsed.data == shown
     assert parsed.properties["title"] == shown and parsed.properties["file"] == shown
     assert parsed.properties["line"] == "3"
@@ -154,3 +159,13 @@ def test_progress_lines_carry_hostile_file_names_safely() -> None:
     lines = stream.getvalue().splitlines()
     assert len(lines) == 6
     assert all(not line.lstrip().startswith("::") and "##[" not in line for line in lines), lines
+
+
+def test_annotation_data_shows_terminal_controls_escaped() -> None:
+    line = annotation("error", "unknown key 'x\x1b]2;title\x07' \x9b2J")
+    assert "\x1b" not in line and "\x07" not in line and "\x9b" not in line
+    assert "\\x1b]2;title\\x07" in line
+
+
+def test_a_mask_registers_the_secret_exactly() -> None:
+    assert mask_commands("pa##[ss\x1bword") == ["::add-mask::pa##[ss\x1bword"]

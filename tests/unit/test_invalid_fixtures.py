@@ -95,8 +95,14 @@ def parse_json(out: str) -> tuple[dict[str, Any], list[Finding]]:
     return doc, findings
 
 
+_SHOWN_ESCAPED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """The runner's escaping, with every other control character shown as ``\\xNN``."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    text = text.replace("##[", "## [")
+    return _SHOWN_ESCAPED.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
 
 
 def escape_property(text: str) -> str:

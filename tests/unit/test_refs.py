@@ -122,3 +122,10 @@ def test_semver_ordering() -> None:
     assert is_version_tag("2.0.0-rc.1")
     assert not is_version_tag("production")
     assert not is_version_tag("latest")
+
+
+@pytest.mark.parametrize("text", ["prod\n", "1.0.0\n", "sha256:" + "a" * 64 + "\n"])
+def test_a_trailing_newline_is_never_part_of_a_valid_name(text: str) -> None:
+    from ci_modelver.core.refs import DIGEST_RE, SEMVER_RE, TAG_RE
+
+    assert not TAG_RE.match(text) and not SEMVER_RE.match(text) and not DIGEST_RE.match(text)

@@ -490,3 +490,17 @@ def test_githubs_token_scheme_is_redacted_too() -> None:
 
     shown = redact_secrets("echo: Authorization: token s3cr3tvalue; authorization token x9y8z7", [])
     assert "s3cr3tvalue" not in shown and "x9y8z7" not in shown
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        "map[Authorization:[Basic Zm9vOmJhcg==] Accept:[*/*]]",
+        '{"Authorization":["Basic Zm9vOmJhcg=="]}',
+        "{'Authorization': 'Bearer Zm9vOmJhcg=='}",
+    ],
+)
+def test_echoed_authorization_in_go_and_json_shapes_is_redacted(echo: str) -> None:
+    from ci_modelver.adapters.http import redact_secrets
+
+    assert "Zm9vOmJhcg" not in redact_secrets(echo, [])

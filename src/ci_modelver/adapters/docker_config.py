@@ -279,9 +279,8 @@ def _run(
         raise RemoteError(
             f"{where} could not be started ({exc.strerror or type(exc).__name__})"
         ) from None
-    try:
-        out, err = proc.communicate(server.encode(), timeout=timeout)
-    except subprocess.TimeoutExpired:
+
+    def stop() -> None:
         if posix:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -291,6 +290,15 @@ def _run(
         for pipe in (proc.stdin, proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+    try:
+        out, err = proc.communicate(server.encode(), timeout=timeout)
+    except BaseException as exc:
+        # A timeout, or Ctrl-C/SIGTERM: the helper runs in its own session, so no signal of the
+        # terminal reaches it; it must not outlive us.
+        stop()
+        if not isinstance(exc, subprocess.TimeoutExpired):
+            raise
         raise RemoteError(
             f"{where} did not answer within {timeout:g}s; check that `{Path(executable).name} get` works, or set MODELVER_REGISTRY_USERNAME and MODELVER_REGISTRY_PASSWORD"
         ) from None

@@ -79,6 +79,8 @@ NOT_FOUND = "not-found"
 SERVER = "server"
 INVALID = "invalid"
 OTHER = "other"
+# What PyGithub raises when an answer is not GitHub's JSON (its own errors are GithubException).
+_NOT_THE_API = (TypeError, KeyError, AttributeError, IndexError)
 TIMEOUT = "timeout"
 RATE_LIMITED = frozenset({RATE_LIMIT, SECONDARY_RATE_LIMIT})
 
@@ -412,6 +414,14 @@ class GitHubClient:
             raise requests.Timeout("the answer did not complete within the budget")
         done, value = outcome[0]
         if not done:
+            if isinstance(value, _NOT_THE_API):
+                # PyGithub reads an HTML page (a captive portal, a GHES URL without /api/v3)
+                # as if it were its JSON and fails with a TypeError or KeyError inside.
+                raise GitHubError(
+                    f"GitHub answered with something that is not its REST API "
+                    f"({type(value).__name__}); check GITHUB_API_URL",
+                    OTHER,
+                ) from None
             raise value
         result: T = value
         return result

@@ -186,7 +186,7 @@ class _Watchdog:
                 wait = self._heap[0][0] - time.monotonic()
                 if wait <= 0:
                     return heapq.heappop(self._heap)[2]
-                self._ready.wait(wait)
+                self._ready.wait(min(wait, 60.0))  # also below threading.TIMEOUT_MAX
 
     def _run(self) -> None:
         while True:
@@ -301,7 +301,7 @@ def ca_bundle(env: Mapping[str, str]) -> str | bool:
 # value (with a separator or a scheme after the name), and long bearer tokens.
 _AUTHORIZATION = re.compile(
     r"""(?ix)
-    (   authorization ["']? \s* [:=] \s* ["']?
+    (   authorization ["']? \s* [:=] \s* [\["']*
     |   authorization \s+ (?= (?:bearer|basic|token) \s )
     |   \bbearer \s+ (?= [A-Za-z0-9._~+/=-]{16,} )
     )

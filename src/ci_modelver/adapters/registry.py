@@ -43,6 +43,8 @@ MANIFEST_ACCEPT = ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LI
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the distribution spec's recommended manifest limit
 # One page of a tag list: registries that ignore ?n= send every tag at once.
 MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024
+MAX_TAG_PAGES = 1000
+MAX_TAGS = 1_000_000
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
@@ -373,6 +375,12 @@ class RegistryStore:
         out: list[str] = []
         seen_urls: set[str] = set()
         while url and url not in seen_urls:
+            # A registry that always names a next page must not keep us (and our memory) for ever.
+            if len(seen_urls) >= MAX_TAG_PAGES or len(out) > MAX_TAGS:
+                raise RemoteError(
+                    f"GET {self.display} tags: the registry keeps paginating (over "
+                    f"{MAX_TAG_PAGES} pages or {MAX_TAGS} tags); this is not a tag list we can use"
+                )
             seen_urls.add(url)
             with self.http.request(
                 "GET",
@@ -383,7 +391,7 @@ class RegistryStore:
                 what=f"GET {self.display} tags",
             ) as reply:
                 if reply.status_code == 404:
-                    return []
+                    return out  # no repository yet (first page) or a registry that lost the rest
                 body = reply.json(MAX_TAG_PAGE_BYTES, "the tag list")
                 link = reply.headers.get("Link", "")
             tags = body.get("tags") if isinstance(body, dict) else None

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -269,12 +272,25 @@ def default_comment_file(settings: Settings, name: str, key: str | None) -> Path
 
 
 def write_report_file(path: Path, markdown: str, what: str) -> Path:
-    """Write the comment-sized report where a later job (or the user) can pick it up."""
+    """Write the comment-sized report where a later job (or the user) can pick it up.
+
+    Written beside the target and renamed over it: a symlink planted at the path (the default
+    file may sit in a pull request's checkout) is replaced, never written through.
+    """
+    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(markdown, encoding="utf-8")
+        fd, tmp = tempfile.mkstemp(prefix=".ci-modelver-report-", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(markdown)
+        os.replace(tmp, path)
+        tmp = None
     except OSError as exc:
         raise InputError(f"{what} {path}: cannot write: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     return path
 
 
@@ -517,9 +533,7 @@ def comment_from_file(
             f"{path}: {len(text)} characters is over GitHub's {COMMENT_LIMIT}-character comment limit"
         )
     delivery = Delivery(report_path=path)
-    # 'comment' has no --timeout flag: its budget comes from MODELVER_TIMEOUT.
-    hint = "raise env MODELVER_TIMEOUT to wait longer"
-    post_comment(delivery, text, settings, pr=pr, token=token, wait_hint=hint)
+    post_comment(delivery, text, settings, pr=pr, token=token)
     return delivery
 
 

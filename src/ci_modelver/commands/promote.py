@@ -144,8 +144,9 @@ def move_alias(
     )
     if current is not None and current.digest == artifact.digest:
         return MoveResult(repository, move, False, None)
-    move_tag(store, alias, data, OCI_MANIFEST, artifact.digest)
+    # The record's tag is made (and checked) first: an alias never moves without its record.
     tag = audit_tag(alias, move.time, secrets.token_hex(4))
+    move_tag(store, alias, data, OCI_MANIFEST, artifact.digest)
     subject = Descriptor(OCI_MANIFEST, artifact.digest, len(data))
     push_referrer(
         store, subject, move_manifest(move, subject), ALIAS_MOVE_TYPE, tag=tag, created=move.time

@@ -42,7 +42,7 @@ MAX_ALIAS = 64
 def check_alias(alias: str) -> str:
     """Aliases are movable tags that can never be mistaken for a version or our own tags."""
     check_tag(alias, "alias")
-    if is_version_tag(alias) or re.match(r"^v?\d+(\.\d+)*([-+].*)?$", alias):
+    if is_version_tag(alias) or re.match(r"^v?\d+(\.\d+)*([-+].*)?\Z", alias):
         raise InputError(
             f"alias '{alias}' looks like a version; version tags are immutable and aliases must be "
             "names such as production, staging or champion"

@@ -441,7 +441,19 @@ def normalize_record(raw: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(raw.get(key), dict):
             record[key] = raw[key]
     if "code" in record:  # a version published elsewhere may still carry a remote's token
-        record["code"] = _without_credentials(record["code"], _CODE_URLS)
+        code = {
+            k: v
+            for k, v in record["code"].items()
+            if isinstance(v, str) or (k == "dirty" and isinstance(v, bool))
+        }
+        record["code"] = _without_credentials(code, _CODE_URLS)
+    framework = record.get("framework")
+    if framework is not None:
+        # Readers index name/version as text and extra as a mapping: keep only those shapes.
+        fixed = {k: v for k, v in framework.items() if k != "extra" and isinstance(v, str)}
+        if isinstance(framework.get("extra"), dict):
+            fixed["extra"] = framework["extra"]
+        record["framework"] = fixed
     metrics = raw.get("metrics")
     if isinstance(metrics, dict):
         record["metrics"] = {

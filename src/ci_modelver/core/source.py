@@ -11,7 +11,7 @@ from ci_modelver.core.text import one_line
 
 JsonPath = tuple["str | int", ...]
 
-_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def format_path(path: JsonPath) -> str:

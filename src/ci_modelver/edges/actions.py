@@ -31,16 +31,21 @@ OUTPUT_KEYS = (
     "subject-digest",
 )
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_OTHER_BREAKS = re.compile("[\x85\u2028\u2029]")
+_OTHER_BREAKS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _runner_escape(text: str) -> str:
+    """The runner's own escaping of command data: ``%``, CR and LF (it decodes exactly these)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def escape_data(text: str) -> str:
     """The message part of a workflow command (``%``, CR and LF escaped, as the runner decodes).
 
-    Other line separators (NEL, U+2028, U+2029) are not commands to the runner but break the
-    line in log viewers and ``splitlines()``: they are shown escaped (``\\u2028``).
+    Other control characters (ESC, BEL, NEL, U+2028, U+2029, …) are not commands to the runner
+    but drive terminals and break lines in log viewers: they are shown escaped (``\\x1b``).
     """
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    text = _runner_escape(text)
     # A legacy "##[" command is never parsed inside a valid "::" line, but it never appears at all.
     text = text.replace("##[", "## [")
     return _OTHER_BREAKS.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
@@ -102,10 +107,11 @@ def neutralise(text: str) -> str:
 
 def mask_commands(secret: str) -> list[str]:
     """``::add-mask::`` for a secret and, for a multi-line one (a PEM, a JSON key), each line."""
-    found = [command("add-mask", secret)]
+    # Only the runner's escaping: the runner must register the secret exactly as it is.
+    found = [f"::add-mask::{_runner_escape(secret)}"]
     for line in secret.splitlines():
         if line.strip() and line != secret:
-            found.append(command("add-mask", line))
+            found.append(f"::add-mask::{_runner_escape(line)}")
     return found
 
 
