@@ -14,6 +14,8 @@ they came from (a file, a variable), never their content.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +29,14 @@ from ci_modelver.adapters.store import BlobSource, NoProgress, Store
 from ci_modelver.core import keys
 from ci_modelver.core.context import precise_time
 from ci_modelver.core.modelpack import ANN_CREATED, OCI_MANIFEST, Descriptor, ModelArtifact
+from ci_modelver.core.move_trust import (
+    MOVE_PREDICATE,
+    BundleCheck,
+    MoveTrust,
+    check_move_bundle,
+    move_statement,
+    move_trust,
+)
 from ci_modelver.core.signing import (
     BUNDLE_MEDIA_TYPE,
     FILES_PREDICATE,
@@ -44,6 +54,7 @@ from ci_modelver.core.signing import (
     version_statement,
 )
 from ci_modelver.core.trust import (
+    MAX_KEYS,
     Policy,
     SignatureCheck,
     TrustedKey,
@@ -58,7 +69,7 @@ from ci_modelver.errors import (
     IntegrityError,
     Untrusted,
 )
-from ci_modelver.settings import Settings
+from ci_modelver.settings import ACTION, Settings
 
 SIGNING_KEY_VARIABLE = "MODELVER_SIGNING_KEY"
 SIGNING_KEY_FILE_VARIABLE = "MODELVER_SIGNING_KEY_FILE"
@@ -393,3 +404,101 @@ def signed_by(store: Store, artifact: ModelArtifact, signer: SigningKey, *, sour
     """Whether ``signer``'s key already signed both statements of this version."""
     policy = Policy((TrustedKey("signing key", signer.public),))
     return signature_checks(store, artifact, policy, source=source).trusted
+
+
+# --- the trust policy on promotion, and signed alias moves ---------------------------------------
+
+TRUSTED_KEYS_VARIABLE = "MODELVER_TRUSTED_KEYS"
+_PUBLIC_PEM = re.compile(rb"-----BEGIN [A-Z0-9 ]{1,40}-----.*?-----END [A-Z0-9 ]{1,40}-----", re.S)
+
+
+def trusted_keys_from_pem(pem: bytes, where: str) -> tuple[TrustedKey, ...]:
+    """Every public key of PEM text holding one or more ``PUBLIC KEY`` blocks (an action input).
+
+    The keys are named ``<where> #1``, ``#2``…; InputError when a block is not a public key.
+    """
+    blocks = _PUBLIC_PEM.findall(pem)
+    if not blocks:
+        raise InputError(f"{where}: holds no PEM public key; give PEM text or file paths")
+    if len(blocks) > MAX_KEYS:
+        raise InputError(f"{where}: at most {MAX_KEYS} trusted keys")
+    return tuple(
+        TrustedKey(f"#{i + 1}", keys.load_public_key(block, f"{where} (key #{i + 1})"))
+        for i, block in enumerate(blocks)
+    )
+
+
+def _env_key_files(settings: Settings) -> list[str]:
+    raw = settings.env.get(TRUSTED_KEYS_VARIABLE, "")
+    return [p.strip() for part in raw.splitlines() for p in part.split(os.pathsep) if p.strip()]
+
+
+def promotion_policy(
+    settings: Settings,
+    *,
+    key_files: Sequence[str] = (),
+    ca: str | None = None,
+    identity: str | None = None,
+    require: bool = False,
+    pem: bytes | None = None,
+    key_flag: str = "trusted-key",
+) -> Policy | None:
+    """Who must have signed a version before an alias may point at it; None when nobody is named.
+
+    From flags (``--trusted-key`` repeatable, ``--ca``/``--cert-identity``), else the paths in
+    ``MODELVER_TRUSTED_KEYS`` (one per line, or separated like PATH), and PEM text given by an
+    action input: never from the version itself. Naming anyone trusted implies requiring a
+    trusted signature; ``require`` with nobody named is a usage error (exit 2).
+    """
+    files = list(key_files) or ([] if pem else _env_key_files(settings))
+    if len(files) > MAX_KEYS:
+        raise InputError(f"{settings.option(key_flag)}: at most {MAX_KEYS} trusted keys")
+    policy = load_policy(settings, key_files=files, ca=ca, identity=identity, key_flag=key_flag)
+    if pem:
+        extra = trusted_keys_from_pem(pem, settings.option(key_flag))
+        policy = Policy((*policy.keys, *extra), policy.roots, policy.identity)
+    if policy.empty:
+        if require:
+            raise InputError(
+                f"{settings.option('require-signature')}: name who is trusted: "
+                f"{settings.option(key_flag)} PUB (or {TRUSTED_KEYS_VARIABLE})"
+                + ("" if settings.surface == ACTION else ", or --ca ROOTS --cert-identity NAME")
+            )
+        return None
+    return policy
+
+
+def sign_move(record_digest: str, alias: str, signer: SigningKey, signed_at: str) -> bytes:
+    """The bundle over one alias-move record (its manifest digest); nothing is stored yet."""
+    return sign_statement(
+        move_statement(record_digest, alias, signed_at), signer.key, signer.material()
+    )
+
+
+def attach_move_signature(
+    store: Store, record_digest: str, record_size: int, bundle: bytes, created: str
+) -> str:
+    """Store a record's bundle as a referrer of the record; the bundle referrer's digest."""
+    return attach_bundle(store, record_digest, record_size, bundle, MOVE_PREDICATE, created)
+
+
+def move_signature(
+    store: Store, record_digest: str, policy: Policy, *, at: dt.datetime | None = None
+) -> MoveTrust:
+    """What the bundles stored as referrers of one alias-move record prove under ``policy``.
+
+    A broken bundle record is a problem on that record's check; a failing registry (exit 3) is
+    raised as is.
+    """
+    when = at or dt.datetime.now(dt.timezone.utc)
+    entries = list_referrers(store, record_digest, BUNDLE_MEDIA_TYPE)
+    entries.sort(key=lambda e: e.annotations.get(ANN_CREATED, ""), reverse=True)
+    checks = []
+    for entry in entries[:MAX_BUNDLES]:
+        try:
+            data = _fetch_bundle(store, entry, record_digest)
+        except BadSignature as exc:
+            checks.append(BundleCheck(None, exc.problem))
+            continue
+        checks.append(check_move_bundle(data, record_digest, policy, when))
+    return move_trust(checks)

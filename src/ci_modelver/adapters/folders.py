@@ -14,12 +14,13 @@ from pathlib import Path
 LEADS_OUTSIDE = "leads outside"
 
 
-def _inside(real_root: str, path: Path) -> bool:
+def inside(real_root: str, path: str | Path) -> bool:
+    """Whether ``path`` (symlinks resolved) lies within ``real_root`` (already resolved)."""
     return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
 
 
 def _problem(real_root: str, root: Path, folder: Path) -> str | None:
-    if not _inside(real_root, folder):
+    if not inside(real_root, folder):
         return f"{LEADS_OUTSIDE} {root} (symlink)"
     if not os.path.isdir(folder):
         return "exists and is not a folder"

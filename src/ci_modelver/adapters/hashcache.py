@@ -6,6 +6,7 @@ layout store re-hashes while copying, and the cache is keyed on the file's ident
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -78,11 +79,17 @@ class DigestCache:
             return
         with self._lock:
             entries = dict(list(self._entries.items())[-MAX_ENTRIES:])
+        tmp: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".digests-", dir=self.path.parent)
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 json.dump(entries, out)
             os.replace(tmp, self.path)
+            tmp = None
         except OSError:
             pass
+        finally:
+            if tmp is not None:  # a failed write or a signal: never leave the temp file behind
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)

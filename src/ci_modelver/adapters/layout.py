@@ -24,6 +24,7 @@ from ci_modelver.adapters.store import (
 from ci_modelver.core import json_bounds
 from ci_modelver.core.modelpack import (
     ANN_REF_NAME,
+    MAX_MANIFEST_BYTES,
     OCI_INDEX,
     Descriptor,
     canonical_json,
@@ -35,7 +36,6 @@ from ci_modelver.errors import InputError, IntegrityError
 
 LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
 MAX_INDEX_BYTES = 64 * 1024 * 1024  # index.json: every tag, alias record and referrer index
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # what registries accept (distribution spec)
 
 
 def _read_at_most(path: Path, limit: int) -> bytes:

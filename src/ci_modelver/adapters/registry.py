@@ -19,6 +19,7 @@ from ci_modelver.core import json_bounds
 from ci_modelver.core.modelpack import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
+    MAX_MANIFEST_BYTES,
     OCI_INDEX,
     OCI_MANIFEST,
     Descriptor,
@@ -40,7 +41,6 @@ def _error_code(reply: Reply) -> str:
 
 
 MANIFEST_ACCEPT = ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST])
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the distribution spec's recommended manifest limit
 # One page of a tag list: registries that ignore ?n= send every tag at once.
 MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024
 MAX_TAG_PAGES = 1000

@@ -6,12 +6,9 @@ import os
 import tarfile
 from pathlib import Path
 
+from ci_modelver.adapters.folders import inside
 from ci_modelver.core.validate import relative_path_problem
 from ci_modelver.errors import UnsafeArchive
-
-
-def _inside(root: str, path: str) -> bool:
-    return os.path.commonpath([root, os.path.realpath(path)]) == root
 
 
 def check_members(
@@ -34,7 +31,7 @@ def check_members(
         if member.issym() or member.islnk():
             base = os.path.join(real_root, os.path.dirname(name)) if member.issym() else real_root
             target = os.path.join(base, member.linkname)
-            if os.path.isabs(member.linkname) or not _inside(real_root, target):
+            if os.path.isabs(member.linkname) or not inside(real_root, target):
                 kind = "symlink" if member.issym() else "hardlink"
                 raise UnsafeArchive(
                     f"{source}: refusing tar entry '{name}': {kind} to '{member.linkname}' leaves the folder"
@@ -55,7 +52,7 @@ def extract(tar_path: Path, root: Path, source: str, max_total: int | None) -> i
             real_root = os.path.realpath(root)
             for member in members:
                 # A symlink extracted earlier must not carry a later entry outside the folder.
-                if not _inside(real_root, os.path.join(real_root, os.path.dirname(member.name))):
+                if not inside(real_root, os.path.join(real_root, os.path.dirname(member.name))):
                     raise UnsafeArchive(
                         f"{source}: refusing tar entry '{member.name}': its folder leads outside"
                     )

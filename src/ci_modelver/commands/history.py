@@ -18,6 +18,7 @@ from ci_modelver.commands.toolkit import (
     Invocation,
     Parents,
     actor,
+    add_trust_flags,
     alias_log,
     open_store,
     parse_reference,
@@ -35,6 +36,7 @@ from ci_modelver.core.audit import (
 )
 from ci_modelver.core.context import precise_time
 from ci_modelver.core.modelpack import OCI_MANIFEST, Descriptor, parse_model_manifest
+from ci_modelver.core.move_trust import MoveTrust
 from ci_modelver.core.provenance import (
     FAILING_LOCK_STATUSES,
     LockCheck,
@@ -44,9 +46,11 @@ from ci_modelver.core.provenance import (
 )
 from ci_modelver.core.refs import Reference, is_version_tag, semver_key
 from ci_modelver.core.text import one_line
+from ci_modelver.core.trust import Policy
 from ci_modelver.core.validate import metric_value_findings, relative_path_problem, schema_findings
-from ci_modelver.errors import GateFailed, InputError, InvalidMetrics, ModelverError
+from ci_modelver.errors import GateFailed, InputError, InvalidMetrics, ModelverError, Untrusted
 from ci_modelver.settings import Settings
+from ci_modelver.signatures import load_policy, move_signature
 
 
 def register(sub: Any, parents: Parents) -> None:
@@ -65,6 +69,19 @@ def register(sub: Any, parents: Parents) -> None:
     )
     p.add_argument("--format", choices=["table", "markdown", "json"], default="table")
     p.add_argument("--limit", type=int, metavar="N", help="only the N newest versions and moves")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="check each alias-move record's signature: trusted, unknown-signer or unsigned "
+        "(needs --key PUB or --ca ROOTS --cert-identity NAME)",
+    )
+    add_trust_flags(p)
+    p.add_argument(
+        "--require-signature",
+        action="store_true",
+        help="exit 5 when any alias-move record shown is not signed by a trusted signer "
+        "(implies --verify)",
+    )
     p.set_defaults(run=run_history)
 
     p = sub.add_parser(
@@ -106,7 +123,24 @@ def register(sub: Any, parents: Parents) -> None:
 
 
 def run_history(args: argparse.Namespace, inv: Invocation) -> History:
-    return history(args.repository_ref, inv.settings, limit=args.limit)
+    settings = inv.settings
+    policy = load_policy(
+        settings, key_files=args.trusted_keys, ca=args.ca, identity=args.cert_identity
+    )
+    wanted = args.verify or args.require_signature
+    if policy.empty and wanted:
+        flag = "--require-signature" if args.require_signature else "--verify"
+        raise InputError(
+            f"history {flag}: name who is trusted: --key PUB (repeatable), or --ca ROOTS "
+            "--cert-identity NAME"
+        )
+    return history(
+        args.repository_ref,
+        settings,
+        limit=args.limit,
+        policy=None if policy.empty else policy,
+        require_signature=args.require_signature,
+    )
 
 
 def run_reproduce(args: argparse.Namespace, inv: Invocation) -> Reproduction:
@@ -228,12 +262,38 @@ class History:
     repository: Reference
     versions: tuple[VersionEntry, ...]
     moves: tuple[AliasMove, ...]
+    # With --verify: what each move's record signatures prove (same order as ``moves``).
+    trust: tuple[MoveTrust, ...] | None = None
+    policy: Policy | None = None
+    require_signature: bool = False
+
+    def failure(self) -> Untrusted | None:
+        """Exit 5 with --require-signature when a shown alias-move record is not trusted."""
+        if not self.require_signature or self.trust is None:
+            return None
+        bad = [(m, t) for m, t in zip(self.moves, self.trust, strict=True) if not t.trusted]
+        if not bad:
+            return None
+        move, trust = bad[0]
+        why = f": {trust.problem}" if trust.problem else ""
+        shown = self.policy.describe() if self.policy else "nobody"
+        return Untrusted(
+            f"{self.repository}: {len(bad)} of {len(self.moves)} alias move record(s) shown are "
+            f"not signed by a trusted signer; the first: {move.alias} at {move.time} "
+            f"({move.record_digest}) is {trust.status}{why}; trusted: {shown}"
+        )
 
     def to_json(self) -> dict[str, Any]:
+        log = [m.to_json() for m in self.moves]
+        if self.trust is not None:
+            for entry, move, trust in zip(log, self.moves, self.trust, strict=True):
+                entry["record"] = move.record_digest
+                entry["signature"] = trust.to_json()
         return {
             "repository": str(self.repository),
             "versions": [v.to_json() for v in self.versions],
-            "aliasLog": [m.to_json() for m in self.moves],
+            "aliasLog": log,
+            "verified": self.trust is not None,
         }
 
 
@@ -250,8 +310,18 @@ def _gated_metrics(
     return out
 
 
-def history(repo_text: str | None, settings: Settings, *, limit: int | None) -> History:
-    """Versions (SemVer order) with digests, creation, commit, gated metrics, aliases; the alias log."""
+def history(
+    repo_text: str | None,
+    settings: Settings,
+    *,
+    limit: int | None,
+    policy: Policy | None = None,
+    require_signature: bool = False,
+) -> History:
+    """Versions (SemVer order) with digests, creation, commit, gated metrics, aliases; the alias log.
+
+    With ``policy`` each alias-move record shown is checked: trusted, unknown-signer or unsigned.
+    """
     if limit is not None and limit < 1:
         raise InputError(f"history: --limit must be 1 or more, got {limit}")
     ref = repository_argument(repo_text, settings, "history")
@@ -295,7 +365,17 @@ def history(repo_text: str | None, settings: Settings, *, limit: int | None) -> 
     moves = alias_log(store, settings.concurrency)
     if limit is not None:
         moves = moves[-limit:] if limit > 0 else []
-    return History(ref, entries, tuple(moves))
+    trust = None
+    if policy is not None:
+        checked = policy
+
+        def signature(move: AliasMove) -> MoveTrust:
+            assert move.record_digest is not None  # alias_log reads records by their digest
+            return move_signature(store, move.record_digest, checked)
+
+        with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
+            trust = tuple(pool.map(signature, moves))
+    return History(ref, entries, tuple(moves), trust, policy, require_signature)
 
 
 @dataclass(frozen=True)

@@ -109,16 +109,7 @@ class InitResult:
             "workflows": [str(p) for p in self.workflows],
             "written": [str(p) for p in self.written],
             "valid": self.valid,
-            "findings": [
-                {
-                    "file": f.file,
-                    "line": f.line,
-                    "column": f.column,
-                    "path": f.path,
-                    "message": f.message,
-                }
-                for f in self.findings
-            ],
+            "findings": [f.to_json() for f in self.findings],
         }
 
 

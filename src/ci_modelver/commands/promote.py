@@ -1,4 +1,10 @@
-"""``promote`` and ``rollback``: move an alias to an existing version, with an audit record."""
+"""``promote`` and ``rollback``: move an alias to an existing version, with an audit record.
+
+With a trust policy (``--trusted-key``, ``--ca``/``--cert-identity``, ``MODELVER_TRUSTED_KEYS`` or
+the action's ``trusted-keys``) the target version must carry a trusted signature before the alias
+moves (exit 5 otherwise, and nothing is written). With a signing key the move's audit record is
+signed: a bundle over the record manifest's digest, stored as a referrer of the record.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ from ci_modelver.commands.toolkit import (
     Invocation,
     Parents,
     actor,
+    add_signing_flags,
+    add_trust_flags,
     alias_log,
     move_tag,
     open_store,
@@ -32,10 +40,35 @@ from ci_modelver.core.audit import (
     move_manifest,
 )
 from ci_modelver.core.context import precise_time, run_url
-from ci_modelver.core.modelpack import OCI_MANIFEST, Descriptor, parse_model_manifest
+from ci_modelver.core.modelpack import (
+    OCI_MANIFEST,
+    Descriptor,
+    parse_model_manifest,
+    sha256_digest,
+)
 from ci_modelver.core.refs import Reference, check_digest, parse_ref
+from ci_modelver.core.trust import Policy
 from ci_modelver.errors import InputError, ModelverError
 from ci_modelver.settings import Settings
+from ci_modelver.signatures import (
+    SigningKey,
+    attach_move_signature,
+    load_signing_key,
+    promotion_policy,
+    sign_move,
+    verify_version,
+)
+
+
+def _add_policy_flags(p: argparse.ArgumentParser) -> None:
+    add_trust_flags(p, key_flag="--trusted-key")
+    p.add_argument(
+        "--require-signature",
+        action="store_true",
+        help="refuse (exit 5) a target version without a trusted signature; naming a trusted "
+        "key (--trusted-key, MODELVER_TRUSTED_KEYS) or --ca implies it",
+    )
+    add_signing_flags(p)
 
 
 def register(sub: Any, parents: Parents) -> None:
@@ -52,6 +85,7 @@ def register(sub: Any, parents: Parents) -> None:
     p.add_argument("--alias", required=True, metavar="NAME")
     p.add_argument("--reason", metavar="TEXT")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    _add_policy_flags(p)
     p.set_defaults(run=run_promote)
 
     p = sub.add_parser(
@@ -70,15 +104,45 @@ def register(sub: Any, parents: Parents) -> None:
     p.add_argument("--to", metavar="REF", help="version, alias or sha256:… to move the alias to")
     p.add_argument("--reason", metavar="TEXT")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    _add_policy_flags(p)
     p.set_defaults(run=run_rollback)
 
 
+def _policy_and_signer(
+    args: argparse.Namespace, settings: Settings
+) -> tuple[Policy | None, SigningKey | None]:
+    """The trust policy and the signing key, both read (and checked) before the store is touched."""
+    policy = promotion_policy(
+        settings,
+        key_files=args.trusted_keys,
+        ca=args.ca,
+        identity=args.cert_identity,
+        require=args.require_signature,
+    )
+    signer = load_signing_key(
+        settings, key=args.sign_key, cert=args.sign_cert, chain=args.sign_cert_chain
+    )
+    return policy, signer
+
+
 def run_promote(args: argparse.Namespace, inv: Invocation) -> MoveResult:
-    return promote(args.ref, args.alias, inv.settings, reason=args.reason)
+    policy, signer = _policy_and_signer(args, inv.settings)
+    return promote(
+        args.ref, args.alias, inv.settings, reason=args.reason, policy=policy, signer=signer
+    )
 
 
 def run_rollback(args: argparse.Namespace, inv: Invocation) -> MoveResult:
-    return rollback(args.repository_ref, args.alias, inv.settings, to=args.to, reason=args.reason)
+    policy, signer = _policy_and_signer(args, inv.settings)
+    return rollback(
+        args.repository_ref,
+        args.alias,
+        inv.settings,
+        to=args.to,
+        reason=args.reason,
+        policy=policy,
+        signer=signer,
+    )
 
 
 @dataclass(frozen=True)
@@ -89,6 +153,10 @@ class MoveResult:
     move: AliasMove
     changed: bool
     record_tag: str | None
+    trusted_by: tuple[str, ...] = ()  # who signed the target version (with a trust policy)
+    record_digest: str | None = None
+    record_signature: str | None = None  # the bundle referrer of the record (with a signing key)
+    record_signer: str | None = None
 
     def outputs(self) -> dict[str, str]:
         return {
@@ -102,6 +170,10 @@ class MoveResult:
             "repository": str(self.repository),
             "changed": self.changed,
             "recordTag": self.record_tag,
+            "record": self.record_digest,
+            "trustedBy": list(self.trusted_by),
+            "recordSignature": self.record_signature,
+            "recordSigner": self.record_signer,
             **self.move.to_json(),
         }
 
@@ -116,11 +188,23 @@ def move_alias(
     action: str,
     reason: str | None,
     now: Callable[[], float] = time.time,
+    policy: Policy | None = None,
+    signer: SigningKey | None = None,
 ) -> MoveResult:
-    """PUT the target's exact manifest bytes under ``alias`` and record the move."""
+    """PUT the target's exact manifest bytes under ``alias`` and record the move.
+
+    With ``policy`` the target must carry a trusted signature first (Untrusted, exit 5, and
+    nothing written otherwise); with ``signer`` the record gets a bundle over its digest.
+    """
     check_alias(alias)
     data, digest = store.get_manifest(target)
     artifact = parse_model_manifest(data, digest, str(repository))
+    trusted_by: tuple[str, ...] = ()
+    if policy is not None:
+        verification = verify_version(
+            store, artifact, policy, source=str(repository), workers=settings.concurrency
+        )
+        trusted_by = verification.verdict.signers
     current = store.resolve(alias)
     from_version = None
     if current is not None:
@@ -143,15 +227,31 @@ def move_alias(
         run_url=run_url(settings.env),
     )
     if current is not None and current.digest == artifact.digest:
-        return MoveResult(repository, move, False, None)
+        return MoveResult(repository, move, False, None, trusted_by)
     # The record's tag is made (and checked) first: an alias never moves without its record.
     tag = audit_tag(alias, move.time, secrets.token_hex(4))
-    move_tag(store, alias, data, OCI_MANIFEST, artifact.digest)
     subject = Descriptor(OCI_MANIFEST, artifact.digest, len(data))
-    push_referrer(
-        store, subject, move_manifest(move, subject), ALIAS_MOVE_TYPE, tag=tag, created=move.time
+    record = move_manifest(move, subject)
+    record_digest = sha256_digest(record)
+    # Signed in memory before anything is written: a key that cannot sign fails before the move.
+    bundle = sign_move(record_digest, alias, signer, move.time) if signer else None
+    move_tag(store, alias, data, OCI_MANIFEST, artifact.digest)
+    push_referrer(store, subject, record, ALIAS_MOVE_TYPE, tag=tag, created=move.time)
+    signature = (
+        attach_move_signature(store, record_digest, len(record), bundle, move.time)
+        if bundle is not None
+        else None
     )
-    return MoveResult(repository, move, True, tag)
+    return MoveResult(
+        repository,
+        move,
+        True,
+        tag,
+        trusted_by,
+        record_digest,
+        signature,
+        signer.shown if signer and bundle is not None else None,
+    )
 
 
 def promote(
@@ -161,6 +261,8 @@ def promote(
     *,
     reason: str | None,
     now: Callable[[], float] = time.time,
+    policy: Policy | None = None,
+    signer: SigningKey | None = None,
 ) -> MoveResult:
     """``promote REPO:VERSION|REPO:ALIAS|REPO@sha256:… --alias NAME``."""
     check_alias(alias)
@@ -168,7 +270,16 @@ def promote(
     target = require_target(ref, "promote")
     store = open_store(ref.bare(), settings, create=False)
     return move_alias(
-        store, ref.bare(), alias, target, settings, action="promote", reason=reason, now=now
+        store,
+        ref.bare(),
+        alias,
+        target,
+        settings,
+        action="promote",
+        reason=reason,
+        now=now,
+        policy=policy,
+        signer=signer,
     )
 
 
@@ -180,6 +291,8 @@ def rollback(
     to: str | None,
     reason: str | None,
     now: Callable[[], float] = time.time,
+    policy: Policy | None = None,
+    signer: SigningKey | None = None,
 ) -> MoveResult:
     """Move ``alias`` back to where it pointed before its last move (or to ``--to``)."""
     check_alias(alias)
@@ -198,5 +311,14 @@ def rollback(
             check_digest(to) if to.startswith("sha256:") else (parse_ref(f"{ref}:{to}").tag or to)
         )
     return move_alias(
-        store, ref, alias, target, settings, action="rollback", reason=reason, now=now
+        store,
+        ref,
+        alias,
+        target,
+        settings,
+        action="rollback",
+        reason=reason,
+        now=now,
+        policy=policy,
+        signer=signer,
     )

@@ -30,7 +30,7 @@ from ci_modelver.core.text import one_line
 from ci_modelver.errors import TemplateError
 
 COMMENT_LIMIT = 65_536  # GitHub's maximum issue comment body (characters)
-SUMMARY_LIMIT = 1024 * 1024  # GitHub's maximum job summary size
+SUMMARY_LIMIT = 1024 * 1024  # GitHub's maximum job summary size (bytes), the one definition
 MAX_CHARTS = 8
 TREND_POINTS = 10
 

@@ -13,10 +13,10 @@ import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ci_modelver.core.compare_report import SUMMARY_LIMIT
 from ci_modelver.core.source import Finding
 from ci_modelver.errors import InputError
 
-SUMMARY_LIMIT = 1024 * 1024  # GitHub's maximum job summary size (bytes)
 LEVELS = ("error", "warning", "notice")
 # The step outputs action.yml declares; nothing else is ever written to $GITHUB_OUTPUT.
 OUTPUT_KEYS = (

@@ -147,6 +147,16 @@ def _short(digest: str | None) -> str:
     return digest[:19] + "…" if digest else "—"
 
 
+def _record_trust(signature: dict[str, Any]) -> str:
+    """An alias-move record's signature status (``history --verify``): who, or why not."""
+    status = str(signature.get("status") or "unsigned")
+    if status == "trusted" and signature.get("signer"):
+        return f"trusted: {signature['signer']}"
+    if signature.get("problem"):
+        return f"{status}: {signature['problem']}"
+    return status
+
+
 def history_text(doc: dict[str, Any], markdown: bool) -> str:
     """``history`` as a terminal table or Markdown (input: ``History.to_json()``)."""
 
@@ -179,16 +189,20 @@ def history_text(doc: dict[str, Any], markdown: bool) -> str:
             cell(m["toVersion"] or _short(m["to"])),
             cell(m["actor"]),
             cell(m["reason"]),
+            *([cell(_record_trust(m.get("signature") or {}))] if doc.get("verified") else []),
         ]
         for m in doc["aliasLog"]
     ]
+    move_head = ["time", "alias", "action", "from", "to", "actor", "reason"]
+    if doc.get("verified"):
+        move_head.append("signature")
     sections = [
         (
             f"Versions of {doc['repository']}",
             ["version", "digest", "created", "commit", "gated metrics", "aliases"],
             version_rows,
         ),
-        ("Alias log", ["time", "alias", "action", "from", "to", "actor", "reason"], move_rows),
+        ("Alias log", move_head, move_rows),
     ]
     out: list[str] = []
     for title, head, rows in sections:
@@ -377,13 +391,24 @@ def _comment(result: Delivery, fmt: str, in_actions: bool, lines: Lines) -> None
 def _move(result: MoveResult, fmt: str, in_actions: bool, lines: Lines) -> None:
     move = result.move
     target = f"{move.to_version or '?'} ({move.to_digest})"
+    trusted = [f"  signed by trusted {', '.join(result.trusted_by)}"] if result.trusted_by else []
     if not result.changed:
-        lines.out(f"{result.repository}:{move.alias} already points at {target}; nothing changed")
+        lines.out(
+            f"{result.repository}:{move.alias} already points at {target}; nothing changed",
+            *trusted,
+        )
         return
     before = f"{move.from_version or '?'} ({move.from_digest})" if move.from_digest else "nothing"
+    signed = (
+        [f"  record signed by {result.record_signer} ({result.record_signature})"]
+        if result.record_signature
+        else []
+    )
     lines.out(
         f"{move.action}: {result.repository}:{move.alias} {before} -> {target}",
+        *trusted,
         f"  recorded as {result.repository}:{result.record_tag} by {move.actor} at {move.time}",
+        *signed,
     )
 
 
