@@ -31,10 +31,12 @@ from ci_modelver.core.compare_report import md
 from ci_modelver.core.refs import parse_ref
 from ci_modelver.core.source import Finding
 from ci_modelver.core.text import one_line
+from ci_modelver.core.trust import Policy
 from ci_modelver.edges.actions import ActionsEdge
 from ci_modelver.edges.terminal import Console
 from ci_modelver.errors import GateFailed, InputError, ModelverError
 from ci_modelver.settings import ACTION, ActionInputs, Settings, secrets_to_mask
+from ci_modelver.signatures import load_signing_key, promotion_policy
 
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
 
@@ -264,15 +266,27 @@ class _Run:
         alias, to = inputs.alias, inputs.to or None
         reason = inputs.reason or f"{mode} from GitHub Actions"
         settings = self.settings(str(repo_ref))
+        # Read and checked before the store is touched; from the workflow, never the version.
+        policy = _promotion_policy(settings, inputs)
+        signer = load_signing_key(settings, key=None)
         result: MoveResult
         if mode == "promote":
             if not to:
                 raise InputError(
                     "mode promote needs the 'to' input: a version, an alias or a sha256 digest"
                 )
-            result = promote(_target(str(repo_ref), to), alias, settings, reason=reason)
+            result = promote(
+                _target(str(repo_ref), to),
+                alias,
+                settings,
+                reason=reason,
+                policy=policy,
+                signer=signer,
+            )
         else:
-            result = rollback(str(repo_ref), alias, settings, to=to, reason=reason)
+            result = rollback(
+                str(repo_ref), alias, settings, to=to, reason=reason, policy=policy, signer=signer
+            )
         move = result.move
         self.edge.outputs(
             {
@@ -294,6 +308,21 @@ class _Run:
                 ]
             )
         )
+
+
+def _promotion_policy(settings: Settings, inputs: ActionInputs) -> Policy | None:
+    """The inputs' trust policy: ``trusted-keys`` is PEM text (it holds ``-----BEGIN``) or paths
+    of PEM files, one per line (relative to the workspace)."""
+    text = inputs.trusted_keys
+    pem = text.encode("utf-8", "replace") if "-----BEGIN" in text else None
+    files = [] if pem else [line.strip() for line in text.splitlines() if line.strip()]
+    return promotion_policy(
+        settings,
+        key_files=files,
+        require=inputs.require_signature,
+        pem=pem,
+        key_flag="trusted-keys",
+    )
 
 
 _VERSIONISH = re.compile(r"^v?\d")

@@ -197,6 +197,8 @@ class ActionInputs:
     fail_on_regression: bool
     tag_prefix: str
     move_latest: bool
+    trusted_keys: str = ""  # PEM text of public keys, or paths of PEM files one per line
+    require_signature: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ActionInputs:
@@ -219,6 +221,8 @@ class ActionInputs:
             fail_on_regression=_flag(env, "fail-on-regression", True),
             tag_prefix=input_value(env, "tag-prefix", "v"),
             move_latest=_flag(env, "move-latest", True),
+            trusted_keys=input_value(env, "trusted-keys"),
+            require_signature=_flag(env, "require-signature", False),
         )
 
 
