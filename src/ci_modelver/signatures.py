@@ -450,12 +450,27 @@ def promotion_policy(
     action input: never from the version itself. Naming anyone trusted implies requiring a
     trusted signature; ``require`` with nobody named is a usage error (exit 2).
     """
-    files = list(key_files) or ([] if pem else _env_key_files(settings))
-    if len(files) > MAX_KEYS:
+    if len(key_files) > MAX_KEYS:
         raise InputError(f"{settings.option(key_flag)}: at most {MAX_KEYS} trusted keys")
-    policy = load_policy(settings, key_files=files, ca=ca, identity=identity, key_flag=key_flag)
+    policy = load_policy(settings, key_files=key_files, ca=ca, identity=identity, key_flag=key_flag)
+    extra: tuple[TrustedKey, ...] = ()
     if pem:
         extra = trusted_keys_from_pem(pem, settings.option(key_flag))
+    elif not key_files:
+        from_env = _env_key_files(settings)
+        if len(from_env) > MAX_KEYS:
+            raise InputError(f"{TRUSTED_KEYS_VARIABLE}: at most {MAX_KEYS} trusted keys")
+        extra = tuple(
+            TrustedKey(
+                Path(name).name,
+                keys.load_public_key(
+                    read_local(name, settings, TRUSTED_KEYS_VARIABLE),
+                    f"{TRUSTED_KEYS_VARIABLE} {name}",
+                ),
+            )
+            for name in from_env
+        )
+    if extra:
         policy = Policy((*policy.keys, *extra), policy.roots, policy.identity)
     if policy.empty:
         if require:
