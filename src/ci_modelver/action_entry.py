@@ -305,6 +305,16 @@ class _Run:
                     f"- from: {md(move.from_version or move.from_digest or 'nothing')}",
                     f"- to: `{repo_ref.with_digest(move.to_digest)}`",
                     f"- by {md(move.actor)}: {md(reason)}",
+                    *(
+                        [f"- signed by trusted {md(', '.join(result.trusted_by))}"]
+                        if result.trusted_by
+                        else []
+                    ),
+                    *(
+                        [f"- record signed by {md(result.record_signer or '')}"]
+                        if result.record_signature
+                        else []
+                    ),
                 ]
             )
         )

@@ -435,9 +435,10 @@ def test_action_promote_obeys_trusted_keys(
     assert done.code == 5, done.out + done.err
     assert _points_at(repo, tmp_path, "production") is None
     _sign(repo, "1.0.0", release, env)
-    done, output, _ = _action(tmp_path, paths, MODELVER_SIGNING_KEY=release.private_pem)
+    done, output, summary = _action(tmp_path, paths, MODELVER_SIGNING_KEY=release.private_pem)
     assert done.code == 0, done.out + done.err
     assert output["digest"] == digest
+    assert "signed by trusted key release.pub" in summary and "record signed by key" in summary
     assert _points_at(repo, tmp_path, "production") == digest
     doc = _json(_history(repo, env, "--key", str(release.public), "--format", "json"))
     assert [m["signature"]["status"] for m in doc["aliasLog"]] == ["trusted"]
