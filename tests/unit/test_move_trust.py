@@ -149,3 +149,39 @@ def test_trusted_keys_from_the_environment(
     # Flags win over the environment.
     flagged = promotion_policy(settings, key_files=["a.pub"])
     assert flagged is not None and [k.name for k in flagged.keys] == ["a.pub"]
+
+
+def _log_entry(
+    status: str, signer: str | None = None, problem: str | None = None
+) -> dict[str, object]:
+    return {
+        "time": "2026-01-01T00:00:00Z",
+        "alias": "production",
+        "action": "promote",
+        "from": None,
+        "fromVersion": None,
+        "to": RECORD,
+        "toVersion": "1.0.0",
+        "actor": "ci",
+        "reason": None,
+        "signature": {"status": status, "signer": signer, "signatures": 1, "problem": problem},
+    }
+
+
+def test_history_shows_a_signature_column_only_when_verified() -> None:
+    from ci_modelver.edges.terminal import history_text
+
+    log = [
+        _log_entry("trusted", "key release.pub (SHA256:ab…)"),
+        _log_entry("unknown-signer", problem="it is signed by an unknown key\nforged"),
+        _log_entry("unsigned"),
+    ]
+    doc = {"repository": "oci:x", "versions": [], "aliasLog": log, "verified": True}
+    text = history_text(doc, markdown=False)
+    assert "signature" in text and "trusted: key release.pub" in text
+    assert "unknown-signer: it is signed by an unknown key\\nforged" in text  # escaped, one line
+    assert "unsigned" in text
+    markdown = history_text(doc, markdown=True)
+    assert "| signature |" in markdown
+    plain = history_text({**doc, "verified": False}, markdown=False)
+    assert "signature" not in plain and "unknown-signer" not in plain
