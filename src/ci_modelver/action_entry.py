@@ -225,8 +225,11 @@ class _Run:
             )
         settings = self.settings(self.repository(manifest.name))
         extra = ("latest",) if self.inputs.move_latest else ()
+        # A signing key set on the step or job (MODELVER_SIGNING_KEY*) signs the version before
+        # its tag is written, as publish --sign-key does.
+        signer = load_signing_key(settings, key=None)
         published = publish_manifest(
-            manifest, path.parent, settings, extra_tags=extra, progress=NoProgress()
+            manifest, path.parent, settings, extra_tags=extra, progress=NoProgress(), signer=signer
         )
         self.edge.outputs(published.outputs())
         state = "already published" if published.status == "unchanged" else "published"

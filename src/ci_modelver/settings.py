@@ -226,10 +226,15 @@ class ActionInputs:
         )
 
 
+# Secrets a workflow may hand the action through the environment rather than inputs.
+SECRET_VARIABLES = ("MODELVER_SIGNING_KEY", "MODELVER_SIGNING_KEY_PASSWORD")
+
+
 def secrets_to_mask(env: Mapping[str, str]) -> list[str]:
-    """Every secret input value, raw (masked before anything else is printed)."""
+    """Every secret input value and signing secret, raw (masked before anything is printed)."""
     values = [env.get(f"INPUT_{name.upper().replace('-', '_')}", "") for name in SECRET_INPUTS]
-    return [v for v in values if v]
+    values += [env.get(name, "") for name in SECRET_VARIABLES]
+    return [v for v in values if v.strip()]
 
 
 def _min_throughput(env: Mapping[str, str]) -> int:
