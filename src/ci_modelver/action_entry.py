@@ -26,7 +26,6 @@ from ci_modelver.commands.compare import (
 )
 from ci_modelver.commands.promote import MoveResult, promote, rollback
 from ci_modelver.commands.publish import publish_manifest
-from ci_modelver.commands.toolkit import Parents, load_manifest, manifest_name
 from ci_modelver.core.compare_report import md
 from ci_modelver.core.refs import parse_ref
 from ci_modelver.core.source import Finding
@@ -37,6 +36,7 @@ from ci_modelver.edges.terminal import Console
 from ci_modelver.errors import GateFailed, InputError, ModelverError
 from ci_modelver.settings import ACTION, ActionInputs, Settings, secrets_to_mask
 from ci_modelver.signatures import load_signing_key, promotion_policy
+from ci_modelver.toolkit import Parents, load_manifest, manifest_name
 
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
 

@@ -31,13 +31,13 @@ from ci_modelver.commands import (
     validate,
     verify,
 )
-from ci_modelver.commands.toolkit import Invocation, Parents
 from ci_modelver.core.text import mask_credentials, one_line
 from ci_modelver.edges.actions import ActionsEdge, annotation, finding_annotation
 from ci_modelver.edges.progress import TerminalProgress
 from ci_modelver.edges.terminal import Console, finding_line, render
 from ci_modelver.errors import InputError, ModelverError, Reported, exit_code_of
 from ci_modelver.settings import Settings, in_github_actions
+from ci_modelver.toolkit import Invocation, Parents
 
 # In the order --help lists them.
 COMMANDS: tuple[ModuleType, ...] = (

@@ -211,10 +211,10 @@ def test_racing_promotions_keep_every_record(repo: str, tmp_path: Path) -> None:
     assert sorted(m["alias"] for m in log) == aliases
     # every record is also listed as a referrer of the version (API or sha256-<hex> fallback)
     from ci_modelver.adapters.referrers import list_referrers
-    from ci_modelver.commands.toolkit import open_store
     from ci_modelver.core.audit import ALIAS_MOVE_TYPE
     from ci_modelver.core.refs import parse_ref
     from ci_modelver.settings import Settings
+    from ci_modelver.toolkit import open_store
 
     store = open_store(parse_ref(repo), Settings.build(env), create=False)
     records = list_referrers(store, digest, ALIAS_MOVE_TYPE)

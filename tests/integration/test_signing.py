@@ -18,7 +18,6 @@ import pytest
 
 from ci_modelver.adapters.referrers import list_referrers
 from ci_modelver.adapters.store import BlobSource, NoProgress, Store
-from ci_modelver.commands.toolkit import open_store
 from ci_modelver.core.audit import referrers_tag
 from ci_modelver.core.modelpack import OCI_INDEX, OCI_MANIFEST, canonical_json, sha256_digest
 from ci_modelver.core.refs import parse_ref
@@ -32,10 +31,18 @@ from ci_modelver.core.signing import (
 )
 from ci_modelver.settings import Settings
 from ci_modelver.signatures import attach_bundle
+from ci_modelver.toolkit import open_store
 from tests.conftest import Run, run_cli
 from tests.helpers import base_env, make_model
 from tests.support.registry import Registry
-from tests.support.signing_keys import PASSPHRASE, KeyPair, make_pki, run_model_signing, write_key
+from tests.support.signing_keys import (
+    PASSPHRASE,
+    KeyPair,
+    assert_secrets_hidden,
+    make_pki,
+    run_model_signing,
+    write_key,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -44,8 +51,7 @@ SECRETS: list[str] = []  # every secret of the keys the tests made; outputs are 
 
 def cli(*args: str, env: dict[str, str]) -> Run:
     result = run_cli(*args, env=env)
-    for secret in SECRETS:
-        assert secret not in result.out + result.err, "a secret reached the output"
+    assert_secrets_hidden(result.out, result.err, SECRETS)
     assert "Traceback" not in result.out + result.err or "--debug" in args
     return result
 

@@ -19,16 +19,16 @@ from typing import Any
 import pytest
 
 from ci_modelver.adapters.store import Store
-from ci_modelver.commands.toolkit import open_store
 from ci_modelver.core.audit import alias_of_audit_tag
 from ci_modelver.core.modelpack import Descriptor
 from ci_modelver.core.refs import parse_ref
 from ci_modelver.settings import Settings
 from ci_modelver.signatures import attach_move_signature
+from ci_modelver.toolkit import open_store
 from tests.conftest import Run, run_cli
 from tests.helpers import base_env, make_model
 from tests.support.registry import Registry
-from tests.support.signing_keys import PASSPHRASE, KeyPair, write_key
+from tests.support.signing_keys import PASSPHRASE, KeyPair, assert_secrets_hidden, write_key
 from tests.support.workflow_safety import output_entries
 
 pytestmark = pytest.mark.integration
@@ -38,15 +38,7 @@ SECRETS: list[str] = []
 
 def cli(*args: str, env: dict[str, str]) -> Run:
     result = run_cli(*args, env=env)
-    # In Actions a secret is handed to the runner in ::add-mask:: lines (which it consumes and
-    # never shows); anywhere else it must not appear.
-    shown = "\n".join(
-        line
-        for line in (result.out + result.err).splitlines()
-        if not line.startswith("::add-mask::")
-    )
-    for secret in SECRETS:
-        assert secret not in shown, "a secret reached the output"
+    assert_secrets_hidden(result.out, result.err, SECRETS)
     assert "Traceback" not in result.out + result.err
     return result
 

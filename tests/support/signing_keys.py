@@ -202,3 +202,13 @@ def run_model_signing(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*model_signing(), *args], capture_output=True, text=True, timeout=120, env=env, check=False
     )
+
+
+def assert_secrets_hidden(out: str, err: str, secrets: list[str]) -> None:
+    """No secret in a command's output. In GitHub Actions a secret is handed to the runner in
+    ``::add-mask::`` lines, which it consumes and never shows: those lines are masking, not a leak."""
+    shown = "\n".join(
+        line for line in (out + err).splitlines() if not line.startswith("::add-mask::")
+    )
+    for secret in secrets:
+        assert secret not in shown, "a secret reached the output"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "ci_modelver"
-SHARED = {"ci_modelver.commands.toolkit"}
+SHARED = {"ci_modelver.toolkit"}
 ENTRIES = {"ci_modelver.cli", "ci_modelver.action_entry", "ci_modelver.__main__"}
 
 
@@ -52,7 +52,7 @@ def test_no_command_module_imports_another(module: str) -> None:
         for name in MODULES[module]
         if any(name == c or name.startswith(c + ".") for c in COMMANDS - {module})
     }
-    assert not others, f"{module} imports {sorted(others)}; shared steps live in commands.toolkit"
+    assert not others, f"{module} imports {sorted(others)}; shared steps live in ci_modelver.toolkit"
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if _layer_of(m) == "core"))

@@ -19,17 +19,6 @@ from ci_modelver.adapters import files
 from ci_modelver.adapters.github import GitHubClient, pull_request_from_event
 from ci_modelver.adapters.referrers import evaluations_of
 from ci_modelver.adapters.store import Store
-from ci_modelver.commands.toolkit import (
-    Invocation,
-    Parents,
-    load_manifest,
-    metrics_of,
-    open_existing,
-    read_artifact,
-    repository_for,
-    safe_file_part,
-    version_of,
-)
 from ci_modelver.core.audit import Evaluation, overlay
 from ci_modelver.core.compare import Comparison, FileInfo, Side, TrendPoint, compare
 from ci_modelver.core.compare_report import (
@@ -55,6 +44,17 @@ from ci_modelver.core.text import redact_url
 from ci_modelver.errors import GateFailed, GitHubError, InputError, ModelverError, TemplateError
 from ci_modelver.packing import prepare
 from ci_modelver.settings import ACTION, Settings
+from ci_modelver.toolkit import (
+    Invocation,
+    Parents,
+    load_manifest,
+    metrics_of,
+    open_existing,
+    read_artifact,
+    repository_for,
+    safe_file_part,
+    version_of,
+)
 
 DEFAULT_ALIAS = "production"
 

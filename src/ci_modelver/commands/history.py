@@ -14,18 +14,6 @@ from ci_modelver.adapters import files
 from ci_modelver.adapters.files import PathProblem
 from ci_modelver.adapters.referrers import evaluations_of, push_referrer
 from ci_modelver.adapters.store import hash_file
-from ci_modelver.commands.toolkit import (
-    Invocation,
-    Parents,
-    actor,
-    add_trust_flags,
-    alias_log,
-    open_store,
-    parse_reference,
-    read_artifact,
-    repository_argument,
-    require_target,
-)
 from ci_modelver.core.audit import (
     EVALUATION_TYPE,
     AliasMove,
@@ -51,6 +39,18 @@ from ci_modelver.core.validate import metric_value_findings, relative_path_probl
 from ci_modelver.errors import GateFailed, InputError, InvalidMetrics, ModelverError, Untrusted
 from ci_modelver.settings import Settings
 from ci_modelver.signatures import load_policy, move_signature
+from ci_modelver.toolkit import (
+    Invocation,
+    Parents,
+    actor,
+    add_trust_flags,
+    alias_log,
+    open_store,
+    read_artifact,
+    read_model,
+    repository_argument,
+    version_target,
+)
 
 
 def register(sub: Any, parents: Parents) -> None:
@@ -211,12 +211,11 @@ def attach(
     now: Callable[[], float] = time.time,
 ) -> AttachResult:
     """Attach later metrics to a version as a referrer; the version's digest does not change."""
-    ref = parse_reference(ref_text, settings)
-    target = require_target(ref, "attach")
+    ref, target = version_target(ref_text, settings, "attach")
     metrics = _load_metrics(metrics_file, set_name)
     store = open_store(ref.bare(), settings, create=False)
-    data, digest = store.get_manifest(target)
-    parse_model_manifest(data, digest, str(ref))
+    data, artifact = read_model(store, str(ref), target)
+    digest = artifact.digest
     when = precise_time(now())
     evaluation = Evaluation(metrics, when, actor(settings.env), metrics_file.name)
     subject = Descriptor(OCI_MANIFEST, digest, len(data))
@@ -455,8 +454,7 @@ def reproduce(
     check_env: Path | None = None,
 ) -> Reproduction:
     """What is needed to rebuild a version; ``check_data``/``check_env`` compare local files."""
-    ref = parse_reference(ref_text, settings)
-    target = require_target(ref, "reproduce")
+    ref, target = version_target(ref_text, settings, "reproduce")
     if check_env is not None and not check_env.is_dir():  # a local mistake: before any request
         raise InputError(
             f"--check-env {check_env}: not a folder; give the folder the version's manifest "

@@ -16,10 +16,10 @@ from typing import Any
 import yaml
 
 from ci_modelver.adapters import files, folders
-from ci_modelver.commands.toolkit import Invocation, Parents
 from ci_modelver.core.source import Finding
 from ci_modelver.core.validate import relative_path_problem
 from ci_modelver.errors import InputError
+from ci_modelver.toolkit import Invocation, Parents
 from ci_modelver.validation import validate_manifest
 
 MANIFEST = "modelver.yaml"

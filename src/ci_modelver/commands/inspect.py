@@ -8,19 +8,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from ci_modelver.adapters.referrers import evaluations_of
-from ci_modelver.commands.toolkit import (
-    Invocation,
-    Parents,
-    open_store,
-    parse_reference,
-    read_artifact,
-    repository_argument,
-    require_target,
-)
 from ci_modelver.core.audit import Evaluation, is_internal_tag, overlay
 from ci_modelver.core.modelpack import ANN_RECORD, ANN_VERSION, ModelArtifact
 from ci_modelver.core.refs import Reference, is_version_tag, semver_key
 from ci_modelver.settings import Settings
+from ci_modelver.toolkit import (
+    Invocation,
+    Parents,
+    open_store,
+    read_artifact,
+    repository_argument,
+    version_target,
+)
 
 
 def register(sub: Any, parents: Parents) -> None:
@@ -103,8 +102,7 @@ class Shown:
 
 def show(ref_text: str, settings: Settings) -> Shown:
     """The version record of REF, reading only the manifest and the small config blob."""
-    ref = parse_reference(ref_text, settings)
-    target = require_target(ref, "show")
+    ref, target = version_target(ref_text, settings, "show")
     store = open_store(ref, settings, create=False)
     artifact, config = read_artifact(store, ref, target)
     return Shown(ref, artifact, config, tuple(evaluations_of(store, artifact.digest)))

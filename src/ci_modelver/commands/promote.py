@@ -17,20 +17,6 @@ from typing import Any
 
 from ci_modelver.adapters.referrers import push_referrer
 from ci_modelver.adapters.store import Store
-from ci_modelver.commands.toolkit import (
-    Invocation,
-    Parents,
-    actor,
-    add_signing_flags,
-    add_trust_flags,
-    alias_log,
-    move_tag,
-    open_store,
-    parse_reference,
-    repository_argument,
-    require_target,
-    version_of,
-)
 from ci_modelver.core.audit import (
     ALIAS_MOVE_TYPE,
     AliasMove,
@@ -57,6 +43,20 @@ from ci_modelver.signatures import (
     promotion_policy,
     sign_move,
     verify_version,
+)
+from ci_modelver.toolkit import (
+    Invocation,
+    Parents,
+    actor,
+    add_signing_flags,
+    add_trust_flags,
+    alias_log,
+    move_tag,
+    open_store,
+    read_model,
+    repository_argument,
+    version_of,
+    version_target,
 )
 
 
@@ -197,8 +197,7 @@ def move_alias(
     nothing written otherwise); with ``signer`` the record gets a bundle over its digest.
     """
     check_alias(alias)
-    data, digest = store.get_manifest(target)
-    artifact = parse_model_manifest(data, digest, str(repository))
+    data, artifact = read_model(store, str(repository), target)
     trusted_by: tuple[str, ...] = ()
     if policy is not None:
         verification = verify_version(
@@ -266,8 +265,7 @@ def promote(
 ) -> MoveResult:
     """``promote REPO:VERSION|REPO:ALIAS|REPO@sha256:… --alias NAME``."""
     check_alias(alias)
-    ref = parse_reference(ref_text, settings)
-    target = require_target(ref, "promote")
+    ref, target = version_target(ref_text, settings, "promote")
     store = open_store(ref.bare(), settings, create=False)
     return move_alias(
         store,

@@ -11,15 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from ci_modelver.adapters.store import Progress, Store
-from ci_modelver.commands.toolkit import (
-    Invocation,
-    Parents,
-    add_signing_flags,
-    load_manifest,
-    move_tag,
-    open_store,
-    repository_for,
-)
 from ci_modelver.core.audit import is_internal_tag
 from ci_modelver.core.manifest import Manifest
 from ci_modelver.core.modelpack import OCI_MANIFEST, Packed, parse_model_manifest
@@ -34,6 +25,15 @@ from ci_modelver.signatures import (
     load_signing_key,
     sign_version,
     signed_by,
+)
+from ci_modelver.toolkit import (
+    Invocation,
+    Parents,
+    add_signing_flags,
+    load_manifest,
+    move_tag,
+    open_store,
+    repository_for,
 )
 
 

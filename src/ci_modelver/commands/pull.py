@@ -21,15 +21,6 @@ from ci_modelver.adapters.store import (
     sweep_stale,
 )
 from ci_modelver.adapters.tarball import extract
-from ci_modelver.commands.toolkit import (
-    Invocation,
-    Parents,
-    add_trust_flags,
-    open_store,
-    parse_reference,
-    read_artifact,
-    require_target,
-)
 from ci_modelver.core import json_bounds
 from ci_modelver.core.modelpack import (
     ANN_FILE_METADATA,
@@ -43,6 +34,14 @@ from ci_modelver.core.trust import Policy
 from ci_modelver.errors import ArtifactError, InputError, JSONRefused, Untrusted
 from ci_modelver.settings import Settings
 from ci_modelver.signatures import load_policy, verify_version
+from ci_modelver.toolkit import (
+    Invocation,
+    Parents,
+    add_trust_flags,
+    open_store,
+    read_artifact,
+    version_target,
+)
 
 
 def register(sub: Any, parents: Parents) -> None:
@@ -300,8 +299,7 @@ def pull(
     With ``policy``, the version's signatures are verified before anything is written (exit 5
     when no trusted signer covers it), and every file is checked against the signed statement.
     """
-    ref = parse_reference(ref_text, settings)
-    target = require_target(ref, "pull")
+    ref, target = version_target(ref_text, settings, "pull")
     store = open_store(ref, settings, create=False)
     artifact, _config = read_artifact(store, ref, target)
     source = str(ref)

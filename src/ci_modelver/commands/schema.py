@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ci_modelver.adapters.files import bundled_schema
-from ci_modelver.commands.toolkit import Invocation, Parents
+from ci_modelver.toolkit import Invocation, Parents
 
 
 @dataclass(frozen=True)

@@ -6,20 +6,19 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from ci_modelver.commands.toolkit import (
-    Invocation,
-    Parents,
-    add_signing_flags,
-    open_store,
-    parse_reference,
-    require_target,
-    version_of,
-)
-from ci_modelver.core.modelpack import parse_model_manifest
 from ci_modelver.core.refs import Reference
 from ci_modelver.errors import InputError
 from ci_modelver.settings import Settings
 from ci_modelver.signatures import SignedRecord, load_signing_key, sign_version
+from ci_modelver.toolkit import (
+    Invocation,
+    Parents,
+    add_signing_flags,
+    open_store,
+    read_model,
+    version_of,
+    version_target,
+)
 
 
 def register(sub: Any, parents: Parents) -> None:
@@ -93,15 +92,13 @@ def sign(
             f"sign: give the signing key: {settings.option('sign-key')} KEY, or "
             "MODELVER_SIGNING_KEY / MODELVER_SIGNING_KEY_FILE"
         )
-    ref = parse_reference(ref_text, settings)
-    target = require_target(ref, "sign")
+    ref, target = version_target(ref_text, settings, "sign")
     store = open_store(ref.bare(), settings, create=False)
-    data, digest = store.get_manifest(target)
-    artifact = parse_model_manifest(data, digest, str(ref))
+    data, artifact = read_model(store, str(ref), target)
     record_name = (artifact.record or {}).get("name")
     name = record_name if isinstance(record_name, str) and record_name else ref.name
     version = version_of(artifact)
     records = sign_version(
         store, artifact, len(data), signer, name=name, version=version, source=str(ref)
     )
-    return SignResult(ref.bare(), digest, version, signer.shown, records)
+    return SignResult(ref.bare(), artifact.digest, version, signer.shown, records)

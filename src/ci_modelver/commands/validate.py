@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci_modelver.commands.toolkit import Invocation, Parents
 from ci_modelver.errors import ExitCode, ModelverError, Reported
+from ci_modelver.toolkit import Invocation, Parents
 from ci_modelver.validation import ValidationResult, validate_manifest
 
 

@@ -8,22 +8,21 @@ from pathlib import Path
 from typing import Any
 
 from ci_modelver.adapters.store import NoProgress, write_verified
-from ci_modelver.commands.toolkit import (
-    Invocation,
-    Parents,
-    add_trust_flags,
-    open_store,
-    parse_reference,
-    require_target,
-    version_of,
-)
-from ci_modelver.core.modelpack import parse_model_manifest
 from ci_modelver.core.refs import Reference
 from ci_modelver.core.signing import bundle_descriptor
 from ci_modelver.core.trust import Policy
 from ci_modelver.errors import InputError, Untrusted
 from ci_modelver.settings import Settings
 from ci_modelver.signatures import Verification, load_policy, signature_checks, untrusted_message
+from ci_modelver.toolkit import (
+    Invocation,
+    Parents,
+    add_trust_flags,
+    open_store,
+    read_model,
+    version_of,
+    version_target,
+)
 
 
 def register(sub: Any, parents: Parents) -> None:
@@ -116,11 +115,9 @@ def verify(
             f"verify: name who is trusted: {settings.option('key')} PUB (repeatable), or "
             f"{settings.option('ca')} ROOTS {settings.option('cert-identity')} NAME"
         )
-    ref = parse_reference(ref_text, settings)
-    target = require_target(ref, "verify")
+    ref, target = version_target(ref_text, settings, "verify")
     store = open_store(ref.bare(), settings, create=False)
-    data, digest = store.get_manifest(target)
-    artifact = parse_model_manifest(data, digest, str(ref))
+    _data, artifact = read_model(store, str(ref), target)
     verification = signature_checks(
         store, artifact, policy, source=str(ref.bare()), workers=settings.concurrency
     )

@@ -161,12 +161,23 @@ def open_existing(ref: Reference, settings: Settings) -> Store | None:
 # --- artifacts ---------------------------------------------------------------------------
 
 
+def version_target(ref_text: str, settings: Settings, verb: str) -> tuple[Reference, str]:
+    """The reference (or model name) a command was given, and the tag or digest it must name."""
+    ref = parse_reference(ref_text, settings)
+    return ref, require_target(ref, verb)
+
+
+def read_model(store: Store, source: str, target: str) -> tuple[bytes, ModelArtifact]:
+    """The exact manifest bytes of ``target`` (digest verified) and the model artifact they are."""
+    data, digest = store.get_manifest(target)
+    return data, parse_model_manifest(data, digest, source)
+
+
 def read_artifact(
     store: Store, ref: Reference, target: str
 ) -> tuple[ModelArtifact, dict[str, Any]]:
     """Manifest and config of ``target`` (digests verified), parsed as a model artifact."""
-    data, digest = store.get_manifest(target)
-    artifact = parse_model_manifest(data, digest, str(ref))
+    _data, artifact = read_model(store, str(ref), target)
     raw = store.read_blob(artifact.config, MAX_CONFIG_BYTES)
     config = json_bounds.load(
         raw,
