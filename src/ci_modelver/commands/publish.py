@@ -165,16 +165,17 @@ def _put_version(
 ) -> None:
     """PUT the version tag so that, of two racing publishers, at most one reports success.
 
-    Registries have no conditional PUT. So: check the tag right before the PUT, PUT, wait twice
-    as long as that check-and-PUT took (a rival that passed its own check before our PUT lands
-    its PUT within about that time), then re-read. The rival's re-read, or its pre-PUT check,
+    Registries have no conditional PUT. So: check the tag right before the PUT, PUT, wait four
+    times as long as that check-and-PUT took (a rival that passed its own check before our PUT
+    lands its PUT within about that time; four, not two, because a busy machine stretches one
+    publisher's gap between check and PUT more than the other's), then re-read. The rival's re-read, or its pre-PUT check,
     then sees our digest. A rival slower than that window can still overwrite the tag: the
     remaining race is documented in SECURITY.md.
     """
     started = clock()
     _check_tag_free(store, version, packed.digest)
     store.put_manifest(version, packed.manifest, OCI_MANIFEST)
-    sleep(min(5.0, max(0.1, 2 * (clock() - started))))
+    sleep(min(5.0, max(0.1, 4 * (clock() - started))))
     current = store.resolve(version)
     if current is None or current.digest != packed.digest:
         raise ConflictError(
