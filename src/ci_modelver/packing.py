@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ci_modelver.adapters import files
 from ci_modelver.adapters.git import GitInfo, read_git
@@ -16,7 +17,7 @@ from ci_modelver.adapters.github import scrub
 from ci_modelver.adapters.hashcache import DigestCache, cache_path
 from ci_modelver.adapters.store import BlobSource
 from ci_modelver.core.context import repository_url, rfc3339, run_url
-from ci_modelver.core.manifest import Manifest
+from ci_modelver.core.manifest import FileEntry, FileType, Manifest
 from ci_modelver.core.modelpack import Packed, PackedFile, Provenance, pack
 from ci_modelver.core.provenance import (
     LockFile,
@@ -142,27 +143,74 @@ def _newest_mtime(base: Path, manifest: Manifest) -> float | None:
     return max(times) if times else None
 
 
-def _hash_all(
-    cache: DigestCache, base: Path, paths: Sequence[str], workers: int
-) -> list[tuple[str, int]]:
-    # hashlib releases the GIL on large updates, so threads hash files in parallel.
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda p: cache.digest(base / p), paths))
+@dataclass(frozen=True)
+class PlannedFile:
+    """One file of a candidate before upload; ``digest`` is None until it is hashed.
+
+    A file without a digest is hashed while it is sent (``Store.push_stream``); ``opener``
+    reads a layer that is not the file's bytes as they are on disk (a folder's tar stream).
+    """
+
+    path: str
+    type: FileType
+    source: Path
+    size: int
+    executable: bool
+    digest: str | None
+    opener: Callable[[], BinaryIO] | None = None
 
 
-def prepare(
-    manifest: Manifest, base: Path, settings: Settings, now: Callable[[], float]
-) -> tuple[Packed, list[BlobSource]]:
-    """Hash files and datasets, gather provenance, build the artifact (nothing is sent)."""
+@dataclass(frozen=True)
+class Candidate:
+    """A candidate with its provenance gathered and every file planned, nothing sent."""
+
+    manifest: Manifest
+    provenance: Provenance
+    files: tuple[PlannedFile, ...]
+
+    @property
+    def unhashed(self) -> tuple[PlannedFile, ...]:
+        return tuple(f for f in self.files if f.digest is None)
+
+
+# Same length as any sha256 digest, so a manifest packed with it has the final size.
+PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
+
+
+def _plan_file(
+    entry: FileEntry, base: Path, cache: DigestCache, hash_first: Callable[[str, int], bool]
+) -> PlannedFile:
+    source = base / entry.path
+    st = source.stat()
+    size = st.st_size
+    digest = cache.cached(source)
+    if digest is None and hash_first(entry.path, size):
+        digest, size = cache.digest(source)
+    return PlannedFile(entry.path, entry.type, source, size, bool(st.st_mode & 0o111), digest)
+
+
+def gather(
+    manifest: Manifest,
+    base: Path,
+    settings: Settings,
+    now: Callable[[], float],
+    *,
+    hash_first: Callable[[str, int], bool] = lambda _path, _size: True,
+) -> Candidate:
+    """Plan every file and gather provenance; files ``hash_first`` declines stay unhashed.
+
+    A digest the cache knows is always used. The manifest is packed once with placeholder
+    digests, so a candidate over the registries' manifest limit fails here, before any upload.
+    """
     git = read_git(base)
     cache = DigestCache(cache_path(settings.env))
-    hashes = _hash_all(cache, base, [f.path for f in manifest.files], settings.concurrency)
-    files = [
-        PackedFile(
-            f.path, f.type, digest, size, executable=bool((base / f.path).stat().st_mode & 0o111)
-        )
-        for f, (digest, size) in zip(manifest.files, hashes, strict=True)
-    ]
+
+    def plan(entry: FileEntry) -> PlannedFile:
+        return _plan_file(entry, base, cache, hash_first)
+
+    # hashlib releases the GIL on large updates, so threads hash files in parallel.
+    with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
+        planned = tuple(pool.map(plan, manifest.files))
     data: list[dict[str, str]] = []
     for dataset in manifest.data:
         entry = {"name": dataset.name, "uri": dataset.uri}
@@ -178,11 +226,43 @@ def prepare(
         data=data,
         build=build_info(manifest, base, settings, cache),
     )
-    packed = pack(manifest, files, provenance)
     cache.save()
+    candidate = Candidate(manifest, provenance, planned)
+    if candidate.unhashed:
+        finish(candidate, {f.path: PLACEHOLDER_DIGEST for f in candidate.unhashed})
+    return candidate
+
+
+def finish(
+    candidate: Candidate, digests: Mapping[str, str] | None = None
+) -> tuple[Packed, list[BlobSource]]:
+    """Pack the candidate once every file has a digest (``digests``: those hashed on upload)."""
+    found = digests or {}
+    files: list[PackedFile] = []
+    for f in candidate.files:
+        digest = f.digest or found.get(f.path)
+        if digest is None:
+            raise ValueError(f"{f.path}: packed before it was hashed")
+        files.append(PackedFile(f.path, f.type, digest, f.size, executable=f.executable))
+    packed = pack(candidate.manifest, files, candidate.provenance)
     sources = [
-        BlobSource(layer, f.path, path=base / f.path)
-        for layer, f in zip(packed.layers, files, strict=True)
+        BlobSource(layer, f.path, path=f.source, opener=f.opener)
+        for layer, f in zip(packed.layers, candidate.files, strict=True)
     ]
     sources.append(BlobSource(packed.config_descriptor, "config", data=packed.config))
     return packed, sources
+
+
+def remember(settings: Settings, hashed: Mapping[Path, tuple[str, os.stat_result]]) -> None:
+    """Keep digests computed during upload in the digest cache (for the next publish)."""
+    cache = DigestCache(cache_path(settings.env))
+    for path, (digest, st) in hashed.items():
+        cache.store(path, digest, st)
+    cache.save()
+
+
+def prepare(
+    manifest: Manifest, base: Path, settings: Settings, now: Callable[[], float]
+) -> tuple[Packed, list[BlobSource]]:
+    """Hash files and datasets, gather provenance, build the artifact (nothing is sent)."""
+    return finish(gather(manifest, base, settings, now))

@@ -53,6 +53,31 @@ class DigestCache:
     def _identity(st: os.stat_result) -> list[int]:
         return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
+    def cached(self, path: Path) -> str | None:
+        """The digest remembered for ``path`` if the file is unchanged since, else None."""
+        st = path.stat()
+        with self._lock:
+            entry = self._entries.get(str(path.resolve()))
+        if (
+            isinstance(entry, dict)
+            and entry.get("id") == self._identity(st)
+            and isinstance(entry.get("digest"), str)
+        ):
+            return str(entry["digest"])
+        return None
+
+    def store(self, path: Path, digest: str, before: os.stat_result) -> None:
+        """Remember a digest computed elsewhere (while uploading), if the file is unchanged
+        since ``before`` was taken, the moment its reading started."""
+        try:
+            identity = self._identity(path.stat())
+        except OSError:
+            return
+        if identity == self._identity(before):
+            with self._lock:
+                self._entries[str(path.resolve())] = {"id": identity, "digest": digest}
+                self._dirty = True
+
     def digest(self, path: Path) -> tuple[str, int]:
         """``(sha256:<hex>, size)``, from the cache when the file is unchanged, else hashed."""
         key = str(path.resolve())

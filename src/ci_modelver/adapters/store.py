@@ -13,7 +13,7 @@ import secrets
 import shutil
 import stat
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -62,9 +62,13 @@ class BlobSource:
     name: str
     path: Path | None = None
     data: bytes | None = None
+    # Content that is not the file's bytes as they are on disk (a folder's tar stream).
+    opener: Callable[[], BinaryIO] | None = None
 
     def open(self) -> BinaryIO:
         cancel.check()
+        if self.opener is not None:
+            return self.opener()
         if self.path is not None:
             return _CancellableReader(io.FileIO(self.path, "rb"), CHUNK)
         return io.BytesIO(self.data or b"")
