@@ -107,6 +107,11 @@ class RemoteError(ModelverError):
     exit_code = ExitCode.REMOTE_FAILURE
 
 
+class UploadSessionLost(RemoteError):
+    """The registry no longer accepts an upload session (it refused a chunk); a new session
+    starts from the first byte."""
+
+
 class GitHubError(RemoteError):
     """GitHub refused a request, or did not answer within the budget (exit 3).
 
@@ -194,7 +199,7 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self) -> None:
         super().__init__(
             f"interrupted by {self.signal_name}: transfers in flight were cancelled and their "
-            "temporary files removed; rerun to start again"
+            "temporary files removed; rerun to go on (an upload resumes from its last whole chunk)"
         )
 
 

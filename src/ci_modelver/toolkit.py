@@ -19,6 +19,7 @@ from ci_modelver.adapters.http import RegistryHTTP, RetryPolicy, find_credential
 from ci_modelver.adapters.layout import LayoutStore
 from ci_modelver.adapters.registry import RegistryStore
 from ci_modelver.adapters.store import Progress, Store
+from ci_modelver.adapters.upload_journal import UploadJournal, journal_dir
 from ci_modelver.core import json_bounds
 from ci_modelver.core.audit import AliasMove, alias_of_audit_tag, parse_move
 from ci_modelver.core.manifest import Manifest
@@ -119,13 +120,20 @@ def repository_argument(text: str | None, settings: Settings, verb: str) -> Refe
     return ref
 
 
+def _layout_root(ref: Reference, settings: Settings) -> Path:
+    root = Path(ref.repository)
+    return root if root.is_absolute() else settings.cwd / root
+
+
+def store_exists(ref: Reference, settings: Settings) -> bool:
+    """False for a layout folder that does not exist yet (a registry always counts as there)."""
+    return ref.kind != "layout" or (_layout_root(ref, settings) / "index.json").is_file()
+
+
 def open_store(ref: Reference, settings: Settings, *, create: bool) -> Store:
     """A Store for ``ref``'s repository; a layout is created only when ``create``."""
     if ref.kind == "layout":
-        root = Path(ref.repository)
-        if not root.is_absolute():
-            root = settings.cwd / root
-        store = LayoutStore(root, create=create)
+        store = LayoutStore(_layout_root(ref, settings), create=create)
         store.display = f"oci:{ref.repository}"
         return store
     plain = settings.plain_http or is_loopback(ref.host)
@@ -145,7 +153,12 @@ def open_store(ref: Reference, settings: Settings, *, create: bool) -> Store:
         env=settings.env,
         log=settings.log,
     )
-    return RegistryStore(http, ref.path, chunk_size=settings.chunk_size)
+    return RegistryStore(
+        http,
+        ref.path,
+        chunk_size=settings.chunk_size,
+        journal=UploadJournal(journal_dir(settings.env)),
+    )
 
 
 def open_existing(ref: Reference, settings: Settings) -> Store | None:

@@ -17,8 +17,11 @@ from typing import Any
 from ci_modelver.adapters.store import (
     BlobSource,
     Progress,
+    UploadNote,
     file_mode,
     iter_file,
+    iter_source,
+    write_hashed,
     write_verified,
 )
 from ci_modelver.core import json_bounds
@@ -158,6 +161,9 @@ class LayoutStore:
     def transfer_stats(self) -> dict[str, int]:
         return {"requests": 0, "retries": 0}
 
+    def transfer_notes(self) -> list[UploadNote]:
+        return []
+
     def find_manifest(self, reference: str) -> tuple[bytes, str] | None:
         """Manifest bytes and digest by tag or digest, or None when absent."""
         if reference.startswith("sha256:"):
@@ -214,13 +220,21 @@ class LayoutStore:
             return False
         progress.start(source.name, source.descriptor.size)
         dest = self._blob_path(source.descriptor.digest)
-        if source.path is not None:
-            chunks: Any = iter_file(source.path)
-        else:
-            chunks = [source.data or b""]
-        write_verified(chunks, dest, source.descriptor, progress, source.name, self.display)
+        write_verified(
+            iter_source(source), dest, source.descriptor, progress, source.name, self.display
+        )
         progress.finish(source.name, skipped=False)
         return True
+
+    @property
+    def streams(self) -> bool:
+        return True
+
+    def push_stream(self, path: Path, name: str, size: int, progress: Progress) -> str:
+        progress.start(name, size)
+        digest = write_hashed(iter_file(path), self.root / "blobs" / "sha256", progress, name, size)
+        progress.finish(name, skipped=False)
+        return digest
 
     def read_blob(self, descriptor: Descriptor, limit: int) -> bytes:
         if descriptor.size > limit:

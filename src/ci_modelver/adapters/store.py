@@ -8,6 +8,7 @@ import fcntl
 import hashlib
 import io
 import os
+import queue
 import re
 import secrets
 import shutil
@@ -31,6 +32,17 @@ TEMP_PREFIX = ".partial-modelver-"
 _TEMP_NAME = re.compile(r"\.partial-modelver-[0-9a-f]{16}")
 FILE_MODE = 0o644  # files we write: rw-r--r-- (masked by the umask); executables get 0o755
 EXECUTABLE_MODE = 0o755
+
+
+@dataclass(frozen=True)
+class UploadNote:
+    """An upload that resumed an interrupted earlier one, or had to start again."""
+
+    name: str
+    kind: str  # "resumed" or "restarted"
+    offset: int  # bytes already in the registry when resumed (0 when restarted)
+    size: int
+    reason: str = ""
 
 
 class Progress(Protocol):
@@ -117,6 +129,15 @@ class Store(Protocol):
         """Upload unless present; True when bytes were sent."""
         ...
 
+    @property
+    def streams(self) -> bool:
+        """Whether ``push_stream`` hashes while it sends (else it is better to hash first)."""
+        ...
+
+    def push_stream(self, path: Path, name: str, size: int, progress: Progress) -> str:
+        """Upload a file whose digest is not known yet (hashed as it is sent); its digest."""
+        ...
+
     def read_blob(self, descriptor: Descriptor, limit: int) -> bytes:
         """A small blob (config), size and digest verified."""
         ...
@@ -133,6 +154,10 @@ class Store(Protocol):
 
     def transfer_stats(self) -> dict[str, int]:
         """Requests and retries so far (zero for local stores)."""
+        ...
+
+    def transfer_notes(self) -> list[UploadNote]:
+        """Uploads resumed from an interrupted earlier run, or restarted (none for layouts)."""
         ...
 
 
@@ -315,17 +340,15 @@ def write_verified(
         fd, tmp = _create_owned(folder, directory=False)
     try:
         digest = hashlib.sha256()
-        size = 0
-        with os.fdopen(os.dup(fd), "wb") as out:
-            for chunk in _bounded(chunks, descriptor, source):
-                cancel.check()
-                with _writing(dest):
-                    out.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-                progress.advance(name, len(chunk))
-            with _writing(dest):
-                out.flush()
+        with os.fdopen(os.dup(fd), "wb", buffering=0) as out:
+            size = _write_and_hash(
+                _bounded(chunks, descriptor, source),
+                lambda chunk: _write_all(out, chunk, dest),
+                digest,
+                progress,
+                name,
+                pipelined=descriptor.size >= PIPELINE_MIN,
+            )
         got = "sha256:" + digest.hexdigest()
         if size != descriptor.size:
             raise IntegrityError(
@@ -348,6 +371,144 @@ def write_verified(
         finally:
             cancel.CURRENT.untrack(tmp)
             os.close(fd)
+
+
+def write_hashed(
+    chunks: Iterable[bytes], folder: Path, progress: Progress, name: str, size: int
+) -> str:
+    """Write ``chunks`` into ``folder`` under their own sha256 hex name; return the digest.
+
+    For content whose digest is not known in advance (a layout blob hashed while it is
+    copied): a temp file of ours until the digest is known, then renamed. ``size`` bytes must
+    arrive, or nothing is written.
+    """
+    cancel.check()
+    with _writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        _sweep_once(folder)
+        fd, tmp = _create_owned(folder, directory=False)
+    try:
+        digest = hashlib.sha256()
+        written = 0
+        with os.fdopen(os.dup(fd), "wb") as out:
+            for chunk in chunks:
+                cancel.check()
+                with _writing(folder):
+                    out.write(chunk)
+                digest.update(chunk)
+                written += len(chunk)
+                progress.advance(name, len(chunk))
+            with _writing(folder):
+                out.flush()
+        if written != size:
+            raise InputError(
+                f"{name}: {written} bytes were read, expected {size}: the file changed while it "
+                "was copied; rerun"
+            )
+        hexdigest = digest.hexdigest()
+        with _writing(folder):
+            os.fchmod(fd, file_mode())
+            os.replace(tmp, folder / hexdigest)
+        return "sha256:" + hexdigest
+    finally:
+        try:
+            if _same(tmp, fd):
+                tmp.unlink()
+        finally:
+            cancel.CURRENT.untrack(tmp)
+            os.close(fd)
+
+
+def iter_source(source: BlobSource) -> Iterator[bytes]:
+    """A BlobSource's content in 1 MiB chunks, whatever it reads from."""
+    if source.path is None and source.opener is None:
+        yield source.data or b""
+        return
+    with source.open() as handle:
+        while block := handle.read(CHUNK):
+            yield block
+
+
+# From this size on, a download is received, hashed and written by three threads at once
+# (socket reads, hashlib and file writes all release the GIL): on 2 cores, 1 GiB over loopback
+# took 1.10 s with the three in one thread and 0.77-0.95 s pipelined.
+PIPELINE_MIN = 8 * 1024 * 1024
+_QUEUE_CHUNKS = 8  # per stage: at most 8 MiB of a blob in memory between stages
+
+
+def _write_all(out: BinaryIO, chunk: bytes, dest: Path) -> None:
+    view = memoryview(chunk)
+    with _writing(dest):
+        while view:
+            written = out.write(view)
+            view = view[written or 0 :]
+
+
+def _write_and_hash(
+    chunks: Iterable[bytes],
+    write: Callable[[bytes], None],
+    digest: Any,
+    progress: Progress,
+    name: str,
+    *,
+    pipelined: bool,
+) -> int:
+    """Write and hash every chunk; with ``pipelined``, hashing and writing run in their own
+    threads while this one receives. Returns the number of bytes."""
+    if pipelined:
+        return _pipelined(chunks, write, digest, progress, name)
+    size = 0
+    for chunk in chunks:
+        cancel.check()
+        write(chunk)
+        digest.update(chunk)
+        size += len(chunk)
+        progress.advance(name, len(chunk))
+    return size
+
+
+def _pipelined(
+    chunks: Iterable[bytes],
+    write: Callable[[bytes], None],
+    digest: Any,
+    progress: Progress,
+    name: str,
+) -> int:
+    size = 0
+    failures: list[BaseException] = []
+    stages = [
+        (queue.Queue[bytes | None](maxsize=_QUEUE_CHUNKS), digest.update),
+        (queue.Queue[bytes | None](maxsize=_QUEUE_CHUNKS), write),
+    ]
+
+    def consume(inbox: queue.Queue[bytes | None], work: Callable[[bytes], Any]) -> None:
+        while (chunk := inbox.get()) is not None:
+            if not failures:  # after a failure, only drain so the receiver never blocks
+                try:
+                    work(chunk)
+                except BaseException as exc:  # handed to the receiving thread
+                    failures.append(exc)
+
+    workers = [threading.Thread(target=consume, args=stage, daemon=True) for stage in stages]
+    for worker in workers:
+        worker.start()
+    try:
+        for chunk in chunks:
+            cancel.check()
+            if failures:
+                break
+            for inbox, _work in stages:
+                inbox.put(chunk)
+            size += len(chunk)
+            progress.advance(name, len(chunk))
+    finally:
+        for inbox, _work in stages:
+            inbox.put(None)
+        for worker in workers:
+            worker.join()
+    if failures:
+        raise failures[0]
+    return size
 
 
 def _bounded(chunks: Iterable[bytes], descriptor: Descriptor, source: str) -> Iterator[bytes]:

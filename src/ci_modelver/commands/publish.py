@@ -4,20 +4,35 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci_modelver.adapters.store import Progress, Store
+from ci_modelver.adapters.store import BlobSource, Progress, Store, UploadNote
+from ci_modelver.core import json_bounds
 from ci_modelver.core.audit import is_internal_tag
 from ci_modelver.core.manifest import Manifest
-from ci_modelver.core.modelpack import OCI_MANIFEST, Packed, parse_model_manifest
+from ci_modelver.core.modelpack import (
+    ANN_FILEPATH,
+    MAX_MANIFEST_BYTES,
+    OCI_MANIFEST,
+    Descriptor,
+    Packed,
+    parse_model_manifest,
+)
 from ci_modelver.core.provenance import check_command, with_command
-from ci_modelver.core.refs import Reference, check_tag, is_version_tag
-from ci_modelver.errors import ConflictError, InputError
-from ci_modelver.packing import prepare
+from ci_modelver.core.refs import Reference, check_tag, is_version_tag, semver_key
+from ci_modelver.core.registry_limits import check_layers
+from ci_modelver.errors import (
+    ConflictError,
+    InputError,
+    IntegrityError,
+    JSONRefused,
+    RemoteError,
+)
+from ci_modelver.packing import Candidate, PlannedFile, finish, gather, remember
 from ci_modelver.settings import Settings
 from ci_modelver.signatures import (
     SignedRecord,
@@ -34,6 +49,7 @@ from ci_modelver.toolkit import (
     move_tag,
     open_store,
     repository_for,
+    store_exists,
 )
 
 
@@ -103,6 +119,11 @@ class PublishResult:
     # The bundles stored by --sign-key (none when not signing, or when already signed by it).
     signatures: tuple[SignedRecord, ...] = ()
     signer: str | None = None
+    # Uploads that continued an interrupted earlier run, or had to start again.
+    resumed: tuple[UploadNote, ...] = ()
+    restarted: tuple[UploadNote, ...] = ()
+    # Files hashed while they were sent (their digest was not known before the upload).
+    streamed: int = 0
 
     @property
     def ref(self) -> str:
@@ -134,6 +155,13 @@ class PublishResult:
                 "bytesUploaded": self.bytes_uploaded,
             },
             "http": {"requests": self.requests, "retries": self.retries},
+            "uploads": {
+                "streamed": self.streamed,
+                "resumed": [
+                    {"file": n.name, "from": n.offset, "size": n.size} for n in self.resumed
+                ],
+                "restarted": [{"file": n.name, "reason": n.reason} for n in self.restarted],
+            },
             "signer": self.signer,
             "signatures": [
                 {"statement": r.kind, "record": r.record, "bundle": r.bundle}
@@ -240,6 +268,156 @@ def _sign(
     )
 
 
+# Below this size a file is hashed before it is sent: that takes a few milliseconds, and the
+# HEAD it allows can spare the upload altogether.
+STREAM_MIN = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Existing:
+    """What the store holds already that decides how the files are hashed."""
+
+    taken: bool  # the version tag, or an extra version tag, exists
+    sizes: Mapping[str, int]  # path → size in the newest version (latest), if any
+
+
+def _existing(store: Store, version: str, extra_tags: Sequence[str]) -> _Existing:
+    tags = [version, *(t for t in extra_tags if is_version_tag(t))]
+    if any(store.resolve(tag) is not None for tag in tags):
+        return _Existing(True, {})
+    # The newest version by semver: what this candidate most likely shares files with.
+    versions = sorted((t for t in store.tags() if is_version_tag(t)), key=semver_key)
+    try:
+        found = store.find_manifest(versions[-1]) if versions else None
+    except (IntegrityError, InputError, RemoteError):
+        found = None  # only a hint: a broken older version must not stop a new one
+    return _Existing(False, _layer_sizes(found[0]) if found else {})
+
+
+def _layer_sizes(manifest: bytes) -> dict[str, int]:
+    """path → size of a stored version's layers (what the rule compares; a hint only)."""
+    try:
+        doc = json_bounds.parse(manifest, max_bytes=MAX_MANIFEST_BYTES)
+    except JSONRefused:
+        return {}
+    layers = doc.get("layers") if isinstance(doc, dict) else None
+    out: dict[str, int] = {}
+    for layer in layers if isinstance(layers, list) else []:
+        annotations = layer.get("annotations") if isinstance(layer, dict) else None
+        path = annotations.get(ANN_FILEPATH) if isinstance(annotations, dict) else None
+        size = layer.get("size") if isinstance(layer, dict) else None
+        if isinstance(path, str) and isinstance(size, int):
+            out[path] = size
+    return out
+
+
+def _hash_first_rule(streams: bool, existing: _Existing) -> Callable[[str, int], bool]:
+    """Which files are hashed before they are sent; the others are hashed while being sent.
+
+    Hash first when the digest decides everything (the version tag exists: unchanged or a
+    conflict, and nothing must be sent either way), when the file is small, when the store
+    cannot hash while sending, and when the file is probably unchanged since the newest
+    version (same path and size there): its digest then lets a HEAD spare the upload. A new
+    or changed large file is streamed, so its hashing costs no time of its own.
+    """
+
+    def rule(path: str, size: int) -> bool:
+        if existing.taken or not streams or size < STREAM_MIN:
+            return True
+        return existing.sizes.get(path) == size
+
+    return rule
+
+
+def _planned_sizes(manifest: Manifest, base: Path) -> list[tuple[str, int]]:
+    out = []
+    for entry in manifest.files:
+        try:
+            out.append((entry.path, (base / entry.path).stat().st_size))
+        except OSError:
+            continue  # validation has reported it; the packing step names it again
+    return out
+
+
+def _upload_streaming(
+    store: Store, candidate: Candidate, settings: Settings, progress: Progress
+) -> tuple[dict[str, str], tuple[int, int, int]]:
+    """Upload every file, hashing the unhashed ones as they go; their digests, and
+    (uploaded, present, bytes sent)."""
+    started = {f.path: f.source.stat() for f in candidate.unhashed}
+
+    def one(f: PlannedFile) -> tuple[str, bool]:
+        if f.digest is None:
+            return store.push_stream(f.source, f.path, f.size, progress), True
+        blob = BlobSource(
+            Descriptor("application/octet-stream", f.digest, f.size),
+            f.path,
+            path=f.source,
+            opener=f.opener,
+        )
+        return f.digest, store.push_blob(blob, progress)
+
+    with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
+        results = list(pool.map(one, candidate.files))
+    digests = {f.path: d for f, (d, _sent) in zip(candidate.files, results, strict=True)}
+    remember(settings, {f.source: (digests[f.path], started[f.path]) for f in candidate.unhashed})
+    uploaded = sum(1 for _d, was_sent in results if was_sent)
+    sent = sum(
+        f.size for f, (_d, was_sent) in zip(candidate.files, results, strict=True) if was_sent
+    )
+    return digests, (uploaded, len(results) - uploaded, sent)
+
+
+Counts = tuple[int, int, int]  # blobs uploaded, blobs already present, bytes sent
+
+
+def _check_version_tags(store: Store, tags: Sequence[str], digest: str) -> bool:
+    """Whether the version tag (first) already holds ``digest``; ConflictError for any version
+    tag holding another."""
+    already = _check_tag_free(store, tags[0], digest)
+    for tag in tags[1:]:
+        if is_version_tag(tag):
+            _check_tag_free(store, tag, digest)
+    return already
+
+
+def _send_hashed(
+    store: Store,
+    candidate: Candidate,
+    settings: Settings,
+    progress: Progress,
+    tags: Sequence[str],
+) -> tuple[Packed, bool, Counts]:
+    """Every digest is known: the tags are checked before any upload (nothing half-done)."""
+    packed, sources = finish(candidate)
+    if _check_version_tags(store, tags, packed.digest):
+        return packed, True, (0, 0, 0)
+    with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
+        flags = list(pool.map(lambda s: store.push_blob(s, progress), sources))
+    sent = sum(s.descriptor.size for s, f in zip(sources, flags, strict=True) if f)
+    return packed, False, (sum(flags), len(flags) - sum(flags), sent)
+
+
+def _send_streaming(
+    store: Store,
+    candidate: Candidate,
+    settings: Settings,
+    progress: Progress,
+    tags: Sequence[str],
+) -> tuple[Packed, bool, Counts]:
+    """Some files are hashed as they are sent. No version tag exists (else every file would
+    have been hashed first), so the blobs may go before the manifest; the tags are checked
+    once its digest is known."""
+    digests, (uploaded, present, sent) = _upload_streaming(store, candidate, settings, progress)
+    packed, sources = finish(candidate, digests)
+    if store.push_blob(sources[-1], progress):  # the config
+        uploaded, sent = uploaded + 1, sent + sources[-1].descriptor.size
+    else:
+        present += 1
+    already = _check_version_tags(store, tags, packed.digest)
+    return packed, already, (uploaded, present, sent)
+
+
 def publish_manifest(
     manifest: Manifest,
     base: Path,
@@ -269,20 +447,27 @@ def publish_manifest(
         raise InputError(
             f"{settings.option('repository')} '{repository}' must not carry a tag or digest; the version tag is '{manifest.version}'"
         )
-    packed, sources = prepare(manifest, base, settings, now)
-    store = open_store(repository, settings, create=True)
-    already = _check_tag_free(store, manifest.version, packed.digest)
-    for tag in extra_tags:
-        if is_version_tag(tag):
-            _check_tag_free(store, tag, packed.digest)  # before any upload: no half-published state
-    uploaded = present = sent = 0
+    if repository.kind == "registry":
+        # Known limits of hosted registries: refused before the first byte is hashed or sent.
+        check_layers(repository.host, _planned_sizes(manifest, base))
+    # A layout that does not exist yet is created only once the files could all be read.
+    found = (
+        open_store(repository, settings, create=False)
+        if store_exists(repository, settings)
+        else None
+    )
+    existing = _existing(found, manifest.version, extra_tags) if found else _Existing(False, {})
+    streams = found.streams if found else True
+    candidate = gather(
+        manifest, base, settings, now, hash_first=_hash_first_rule(streams, existing)
+    )
+    store = found or open_store(repository, settings, create=True)
+    sending = _send_streaming if candidate.unhashed else _send_hashed
+    packed, already, (uploaded, present, sent) = sending(
+        store, candidate, settings, progress, (manifest.version, *extra_tags)
+    )
     signatures: tuple[SignedRecord, ...] = ()
     if not already:
-        with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
-            flags = list(pool.map(lambda s: store.push_blob(s, progress), sources))
-        uploaded = sum(flags)
-        present = len(flags) - uploaded
-        sent = sum(s.descriptor.size for s, f in zip(sources, flags, strict=True) if f)
         if signer is not None:
             store.put_manifest(None, packed.manifest, OCI_MANIFEST)
             signatures = _sign(store, packed, manifest, signer, repository, now, again=False)
@@ -293,6 +478,9 @@ def publish_manifest(
         if is_version_tag(tag) and _check_tag_free(store, tag, packed.digest):
             continue
         move_tag(store, tag, packed.manifest, OCI_MANIFEST, packed.digest)
+    notes = store.transfer_notes()
+    resumed = tuple(n for n in notes if n.kind == "resumed")
+    sent -= sum(n.offset for n in resumed)
     outcome = PublishResult(
         manifest.name,
         manifest.version,
@@ -306,5 +494,8 @@ def publish_manifest(
         **store.transfer_stats(),
         signatures=signatures,
         signer=signer.shown if signer is not None and signatures else None,
+        resumed=resumed,
+        restarted=tuple(n for n in notes if n.kind == "restarted"),
+        streamed=len(candidate.unhashed),
     )
     return outcome

@@ -338,6 +338,13 @@ def _publish(result: PublishResult, fmt: str, in_actions: bool, lines: Lines) ->
             f"  blobs:  {result.uploaded} uploaded ({human_size(result.bytes_uploaded)}), "
             f"{result.present} already present"
         )
+    for note in result.resumed:
+        lines.out(
+            f"  resumed: {note.name}: {human_size(note.offset)} of {human_size(note.size)} "
+            "were in the registry from an interrupted run; sent the rest"
+        )
+    for note in result.restarted:
+        lines.out(f"  restarted: {note.name}: could not resume ({note.reason}); sent it whole")
     if result.signer:
         kinds = " and ".join(f"{r.kind} statement" for r in result.signatures)
         lines.out(f"  signed: {kinds} by {result.signer}")
