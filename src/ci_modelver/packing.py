@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ci_modelver.adapters import files
+from ci_modelver.adapters import files, folder_archive
 from ci_modelver.adapters.git import GitInfo, read_git
 from ci_modelver.adapters.github import scrub
 from ci_modelver.adapters.hashcache import DigestCache, cache_path
@@ -136,8 +136,14 @@ def build_info(
 def _newest_mtime(base: Path, manifest: Manifest) -> float | None:
     times = []
     for rel in [*(f.path for f in manifest.files), *(d.path for d in manifest.data if d.path)]:
+        path = base / rel
         try:
-            times.append((base / rel).stat().st_mtime)
+            if path.is_dir():  # a folder: its newest entry
+                newest = folder_archive.newest_mtime(path)
+                if newest is not None:
+                    times.append(newest)
+            else:
+                times.append(path.stat().st_mtime)
         except OSError:
             continue
     return max(times) if times else None
@@ -149,6 +155,7 @@ class PlannedFile:
 
     A file without a digest is hashed while it is sent (``Store.push_stream``); ``opener``
     reads a layer that is not the file's bytes as they are on disk (a folder's tar stream).
+    A folder (``folder``) is always hashed first: ``size`` and ``digest`` are its tar's.
     """
 
     path: str
@@ -158,6 +165,7 @@ class PlannedFile:
     executable: bool
     digest: str | None
     opener: Callable[[], BinaryIO] | None = None
+    folder: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,10 +185,27 @@ class Candidate:
 PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
 
 
+def _plan_folder(entry: FileEntry, base: Path, cache: DigestCache) -> PlannedFile:
+    # Listed and checked again: the folder may have changed since it was validated.
+    found = folder_archive.archive(base, entry.path)
+    digest = folder_archive.folder_digest(found, cache)
+    return PlannedFile(
+        entry.path, entry.type, found.root, found.size, False, digest, found.open, folder=True
+    )
+
+
 def _plan_file(
     entry: FileEntry, base: Path, cache: DigestCache, hash_first: Callable[[str, int], bool]
 ) -> PlannedFile:
     source = base / entry.path
+    if source.is_dir() != entry.folder:
+        was, now = ("folder", "file") if entry.folder else ("file", "folder")
+        raise InputError(
+            f"'{entry.path}' was a {was} when the manifest was validated and is a {now} now; "
+            "rerun when nothing is changing the model's files"
+        )
+    if entry.folder:
+        return _plan_folder(entry, base, cache)
     st = source.stat()
     size = st.st_size
     digest = cache.cached(source)
@@ -243,10 +268,13 @@ def finish(
         digest = f.digest or found.get(f.path)
         if digest is None:
             raise ValueError(f"{f.path}: packed before it was hashed")
-        files.append(PackedFile(f.path, f.type, digest, f.size, executable=f.executable))
+        files.append(
+            PackedFile(f.path, f.type, digest, f.size, executable=f.executable, folder=f.folder)
+        )
     packed = pack(candidate.manifest, files, candidate.provenance)
     sources = [
-        BlobSource(layer, f.path, path=f.source, opener=f.opener)
+        # A folder's layer is its tar stream, never the folder's path.
+        BlobSource(layer, f.path, path=None if f.folder else f.source, opener=f.opener)
         for layer, f in zip(packed.layers, candidate.files, strict=True)
     ]
     sources.append(BlobSource(packed.config_descriptor, "config", data=packed.config))

@@ -425,13 +425,25 @@ def test_dangling_symlink(tmp_path: Path) -> None:
 
 
 def test_symlink_to_a_folder_inside(tmp_path: Path) -> None:
+    # A listed path is followed like a listed file: the folder it names is packed as one layer.
     model = tmp_path / "model"
     manifest = write_model(model, "  - path: current\n    type: weight\n")
     (model / "v1").mkdir()
+    (model / "v1" / "w.bin").write_bytes(b"w")
     (model / "current").symlink_to("v1", target_is_directory=True)
+    result = validate(manifest)
+    assert result.code == 0, result.out
+    assert result.out.endswith("valid — churn 1.0.0, 1 file(s), 0 metric(s), 0 gate(s)\n")
+
+
+def test_symlink_to_a_folder_outside(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    manifest = write_model(model, "  - path: current\n    type: weight\n")
+    (tmp_path / "elsewhere").mkdir()
+    (model / "current").symlink_to("../elsewhere", target_is_directory=True)
     [finding] = parse_text(validate(manifest).out)
     assert finding.line == 4
-    assert finding.message == "file 'current' is not a regular file"
+    assert finding.message == ("folder 'current' resolves outside the manifest's folder (symlink)")
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")

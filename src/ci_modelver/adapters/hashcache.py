@@ -78,6 +78,33 @@ class DigestCache:
                 self._entries[str(path.resolve())] = {"id": identity, "digest": digest}
                 self._dirty = True
 
+    @staticmethod
+    def _tree_key(folder: Path) -> str:
+        # A trailing '/' keeps a folder's entry apart from a file once at the same path.
+        return str(folder.resolve()) + "/"
+
+    def cached_tree(self, folder: Path, identity: str) -> str | None:
+        """The digest remembered for a folder's archive whose listing had ``identity``, else None.
+
+        ``identity`` covers every entry (relative path, size, mtime, ctime, inode, mode, link),
+        so any change inside the folder misses the cache.
+        """
+        with self._lock:
+            entry = self._entries.get(self._tree_key(folder))
+        if (
+            isinstance(entry, dict)
+            and entry.get("tree") == identity
+            and isinstance(entry.get("digest"), str)
+        ):
+            return str(entry["digest"])
+        return None
+
+    def store_tree(self, folder: Path, identity: str, digest: str) -> None:
+        """Remember the digest of a folder's archive computed from a listing with ``identity``."""
+        with self._lock:
+            self._entries[self._tree_key(folder)] = {"tree": identity, "digest": digest}
+            self._dirty = True
+
     def digest(self, path: Path) -> tuple[str, int]:
         """``(sha256:<hex>, size)``, from the cache when the file is unchanged, else hashed."""
         key = str(path.resolve())

@@ -44,6 +44,14 @@ def check_members(
     return members
 
 
+def _pulled(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    """tarfile's ``data`` filter, and the time of the pull as modification time: like a raw
+    layer's file, and unlike the zero mtime ci-modelver's own folder layers carry."""
+    # mtime=None makes extract() leave the time alone (every tarfile with filters does so;
+    # typeshed types the field as float only).
+    return tarfile.data_filter(member, dest).replace(mtime=None, deep=False)  # type: ignore[arg-type]
+
+
 def extract(tar_path: Path, root: Path, source: str, max_total: int | None) -> int:
     """Extract a verified tar blob under ``root``; returns the number of entries."""
     try:
@@ -57,7 +65,7 @@ def extract(tar_path: Path, root: Path, source: str, max_total: int | None) -> i
                         f"{source}: refusing tar entry '{member.name}': its folder leads outside"
                     )
                 if hasattr(tarfile, "data_filter"):
-                    archive.extract(member, root, filter="data")
+                    archive.extract(member, root, filter=_pulled)
                 else:  # Python < 3.10.12 / 3.11.4: our own checks above are the filter
                     archive.extract(member, root)
             return len(members)

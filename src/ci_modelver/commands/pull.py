@@ -153,8 +153,13 @@ def _check_target(root: Path, dest: Path, source: str, path: str, *, tar: bool) 
         ) from None
     if stat.S_ISLNK(st.st_mode):
         raise ArtifactError(f"{source}: refusing '{path}': {dest} is a symlink; remove it first")
-    if tar:
+    if tar and stat.S_ISDIR(st.st_mode):
         return  # a directory layer unpacks into its folder: tarball.extract checks each entry
+    if tar:
+        raise ArtifactError(
+            f"{source}: refusing '{path}': {dest} exists and is not a folder, and this layer "
+            "is a folder; move it away or pull into another folder (-o DIR); nothing was written"
+        )
     if stat.S_ISDIR(st.st_mode):
         raise ArtifactError(
             f"{source}: refusing '{path}': {dest} is a folder; move it away or pull into "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,11 +15,13 @@ Metrics = Mapping[str, Mapping[str, float]]
 
 @dataclass(frozen=True)
 class FileEntry:
-    """One file of the model, relative to the manifest's folder."""
+    """One file (or folder, packed as one tar layer) of the model, relative to the manifest's
+    folder; a glob pattern in the manifest has become one entry per matching file."""
 
     path: str
     type: FileType
     description: str | None = None
+    folder: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,8 +108,14 @@ def parse_tolerance(raw: Any) -> Tolerance:
     return Tolerance(float(raw))
 
 
-def build_manifest(data: Mapping[str, Any], metrics: Metrics) -> Manifest:
-    """Build the typed manifest from validated data; ``metrics`` is inline or file content."""
+def build_manifest(
+    data: Mapping[str, Any], metrics: Metrics, files: Sequence[FileEntry] | None = None
+) -> Manifest:
+    """Build the typed manifest from validated data; ``metrics`` is inline or file content.
+
+    ``files``: the entries as validation resolved them on disk (patterns expanded, folders
+    marked); without it, ``data["files"]`` is taken as written.
+    """
     framework = data.get("framework")
     code = data.get("code")
     metrics_ref = data.get("metrics")
@@ -117,7 +125,9 @@ def build_manifest(data: Mapping[str, Any], metrics: Metrics) -> Manifest:
         version=data["version"],
         description=data.get("description"),
         license=data.get("license"),
-        files=tuple(
+        files=tuple(files)
+        if files is not None
+        else tuple(
             FileEntry(normalise_relative(f["path"]), f["type"], f.get("description"))
             for f in data["files"]
         ),

@@ -38,8 +38,12 @@ LAYER_TYPES: Mapping[FileType, str] = {
     "code": "application/vnd.cncf.model.code.v1.raw",
     "dataset": "application/vnd.cncf.model.dataset.v1.raw",
 }
+# A folder is one layer: ModelPack's .tar variant of the same type.
+TAR_LAYER_TYPES: Mapping[FileType, str] = {
+    k: v[: -len(".raw")] + ".tar" for k, v in LAYER_TYPES.items()
+}
 FILE_TYPE_OF: Mapping[str, FileType] = {v: k for k, v in LAYER_TYPES.items()} | {
-    v[: -len(".raw")] + ".tar": k for k, v in LAYER_TYPES.items()
+    v: k for k, v in TAR_LAYER_TYPES.items()
 }
 
 
@@ -78,6 +82,7 @@ MANIFEST_SIZE_FIX = (
 )
 
 _TAR_TYPEFLAG_REGULAR = ord("0")
+_TAR_TYPEFLAG_DIRECTORY = ord("5")
 
 
 def canonical_json(value: Any) -> bytes:
@@ -115,13 +120,15 @@ class Descriptor:
 
 @dataclass(frozen=True)
 class PackedFile:
-    """One model file after hashing: what the layer descriptor needs."""
+    """One model file (or folder: ``digest`` and ``size`` of its tar) after hashing: what the
+    layer descriptor needs."""
 
     path: str
     type: FileType
     digest: str
     size: int
     executable: bool = False
+    folder: bool = False
 
 
 @dataclass(frozen=True)
@@ -206,22 +213,28 @@ def _gate_json(
 
 def _file_metadata(packed: PackedFile, created: str) -> str:
     # Git does not keep mtimes or owners, so they are normalised: the created time, uid/gid 0.
+    # A folder is described like its own tar entry: a directory (typeflag '5') of size 0.
     meta = {
         "name": packed.path.rsplit("/", 1)[-1],
-        "mode": 0o755 if packed.executable else 0o644,
+        "mode": 0o755 if packed.executable or packed.folder else 0o644,
         "uid": 0,
         "gid": 0,
-        "size": packed.size,
+        "size": 0 if packed.folder else packed.size,
         "mtime": created,
-        "typeflag": _TAR_TYPEFLAG_REGULAR,
+        "typeflag": _TAR_TYPEFLAG_DIRECTORY if packed.folder else _TAR_TYPEFLAG_REGULAR,
     }
     return canonical_json(meta).decode()
 
 
+def layer_media_type(file_type: FileType, *, folder: bool) -> str:
+    """``…<type>.v1.raw`` for a file, ``…<type>.v1.tar`` for a folder."""
+    return (TAR_LAYER_TYPES if folder else LAYER_TYPES)[file_type]
+
+
 def layer_descriptor(packed: PackedFile, created: str) -> Descriptor:
-    """The ModelPack layer descriptor of one raw file."""
+    """The ModelPack layer descriptor of one raw file or one folder's tar."""
     return Descriptor(
-        LAYER_TYPES[packed.type],
+        layer_media_type(packed.type, folder=packed.folder),
         packed.digest,
         packed.size,
         {

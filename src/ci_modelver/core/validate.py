@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import math
 import re
 import unicodedata
@@ -459,6 +460,29 @@ def relative_path_problem(path: str) -> str | None:
     if not any(p not in ("", ".") for p in parts):
         return "does not name a file"
     return None
+
+
+# A files[].path holding one of these is a pattern (the standard library's glob rules).
+GLOB_CHARACTERS = frozenset("*?[")
+# A whole path component "**" matches zero or more folders.
+RECURSIVE = "**"
+
+
+def is_pattern(path: str) -> bool:
+    """Whether a ``files[].path`` is a glob pattern: it holds ``*``, ``?`` or ``[``."""
+    return any(c in GLOB_CHARACTERS for c in path)
+
+
+def name_matches(pattern: str, name: str) -> bool:
+    """Whether one path component matches one pattern component.
+
+    :func:`fnmatch.fnmatchcase` rules (``*``, ``?``, ``[seq]``, ``[!seq]``; case-sensitive on
+    every system), and as in :mod:`glob` and shells a name starting with '.' matches only a
+    pattern that starts with '.'.
+    """
+    if name.startswith(".") and not pattern.startswith("."):
+        return False
+    return fnmatch.fnmatchcase(name, pattern)
 
 
 def normalise_relative(path: str) -> str:
