@@ -120,8 +120,9 @@ class _Listed:
 
     @property
     def shown(self) -> str:
+        """``'path'``, and the pattern it matched: ``'a.bin' (matched by '*.bin')``."""
         matched = f" (matched by '{one_line(self.pattern)}')" if self.pattern else ""
-        return f"{one_line(self.path)}{matched}"
+        return f"'{one_line(self.path)}'{matched}"
 
 
 def _model_files(doc: SourceDoc, base: Path) -> tuple[list[Finding], list[tuple[_Listed, bool]]]:
@@ -139,14 +140,16 @@ def _model_files(doc: SourceDoc, base: Path) -> tuple[list[Finding], list[tuple[
         clash = clashes.get(n)
         if clash is not None:
             other = listed[clash.other]
-            message = _clash_message(item, other, clash.kind, clash.other in folders)
+            message = _clash_message(
+                item, other, clash.kind, (n in folders, clash.other in folders)
+            )
             findings.append(doc.finding(where, message))
         elif n in folders:
             findings.extend(doc.finding(where, m) for m in _folder_problems(base, item))
         else:
             check = files.check_file(base, normalise_relative(item.path), must_stay_inside=True)
             if check.problem:
-                findings.append(doc.finding(where, f"file '{item.shown}' {check.problem.value}"))
+                findings.append(doc.finding(where, f"file {item.shown} {check.problem.value}"))
     return findings, [(item, n in folders) for n, item in enumerate(listed)]
 
 
@@ -270,15 +273,15 @@ def _folder_problems(base: Path, item: _Listed) -> list[str]:
     name = normalise_relative(item.path)
     real_base = os.path.realpath(base)
     if os.path.commonpath([real_base, os.path.realpath(base / name)]) != real_base:
-        return [f"folder '{item.shown}' {files.PathProblem.ESCAPES.value}"]
+        return [f"folder {item.shown} {files.PathProblem.ESCAPES.value}"]
     _archive, problems = folder_archive.scan(base, name)
     out = [
-        f"folder '{item.shown}' cannot be packed: '{one_line(p.entry)}' {p.message}"
+        f"folder {item.shown} cannot be packed: '{one_line(p.entry)}' {p.message}"
         for p in problems[:MAX_FOLDER_FINDINGS]
     ]
     if len(problems) > MAX_FOLDER_FINDINGS:
         out.append(
-            f"folder '{item.shown}': {len(problems) - MAX_FOLDER_FINDINGS} more entries "
+            f"folder {item.shown}: {len(problems) - MAX_FOLDER_FINDINGS} more entries "
             "cannot be packed"
         )
     return out
@@ -287,29 +290,37 @@ def _folder_problems(base: Path, item: _Listed) -> list[str]:
 _FOLDING = " on file systems that ignore case or Unicode normalisation (macOS, Windows)"
 
 
-def _clash_message(item: _Listed, first: _Listed, kind: ClashKind, first_is_folder: bool) -> str:
-    """The finding on the later of two clashing files; ``first`` is the earlier one."""
+def _clash_message(
+    item: _Listed, first: _Listed, kind: ClashKind, folders: tuple[bool, bool]
+) -> str:
+    """The finding on the later of two clashing files; ``first`` is the earlier one, and
+    ``folders`` says which of the two (item, first) is a listed folder."""
     shown, other, j = item.shown, first.shown, first.index
     if kind == "duplicate":
-        return f"file '{shown}' is listed twice (also files[{j}])"
+        return f"file {shown} is listed twice (also files[{j}])"
     refused = "'pull' would refuse this version; rename or drop one of them"
     if kind == "same-name":
-        return f"file '{shown}' is the same file as files[{j}] '{other}'{_FOLDING}; {refused}"
+        return f"file {shown} is the same file as files[{j}] {other}{_FOLDING}; {refused}"
     a, b = normalise_relative(item.path), normalise_relative(first.path)
     literal = a.startswith(b + "/") if kind == "below-a-file" else b.startswith(a + "/")
     folding = "" if literal else _FOLDING
     if kind == "below-a-file":
-        if first_is_folder:
+        if folders[1]:
             return (
-                f"file '{shown}' lies inside files[{j}] '{other}', a folder packed as one "
+                f"file {shown} lies inside files[{j}] {other}, a folder packed as one "
                 f"layer{folding}: it would be in the version twice; drop one of them"
             )
         return (
-            f"file '{shown}' lies inside files[{j}] '{other}', which is a file{folding}: "
+            f"file {shown} lies inside files[{j}] {other}, which is a file{folding}: "
             f"a path cannot be both a file and a folder; {refused}"
         )
+    if folders[0]:
+        return (
+            f"folder {shown} holds files[{j}] {other}{folding}, and a folder is packed as one "
+            "layer: it would be in the version twice; drop one of them"
+        )
     return (
-        f"file '{shown}' is also the folder that holds files[{j}] '{other}'{folding}: "
+        f"file {shown} is also the folder that holds files[{j}] {other}{folding}: "
         f"a path cannot be both a file and a folder; {refused}"
     )
 
