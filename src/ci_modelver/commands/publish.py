@@ -73,7 +73,8 @@ def register(sub: Any, parents: Parents) -> None:
         type=int,
         default=None,
         metavar="BYTES",
-        help="upload in PATCH chunks of this size (e.g. 4194304 for ghcr.io); default one PUT",
+        help="PATCH chunk size for large files (default 64 MiB; at most 4 MiB on ghcr.io, "
+        "which otherwise gets one PUT per file)",
     )
     p.add_argument(
         "--command",
@@ -461,6 +462,8 @@ def publish_manifest(
     candidate = gather(
         manifest, base, settings, now, hash_first=_hash_first_rule(streams, existing)
     )
+    if found is None and not candidate.unhashed:
+        finish(candidate)  # a manifest over the limit is refused before the layout is created
     store = found or open_store(repository, settings, create=True)
     sending = _send_streaming if candidate.unhashed else _send_hashed
     packed, already, (uploaded, present, sent) = sending(
