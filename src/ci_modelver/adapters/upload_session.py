@@ -169,7 +169,7 @@ class ChunkedUploader:
             self._note(UploadNote(name, "restarted", 0, size, str(lost)))
             if local is not None:
                 self.journal.drop(self.journal.key(self.display, local))
-            return self._upload(name, size, opener, digest, None, progress, what, fresh=True)
+            return self._upload(name, size, opener, digest, local, progress, what, fresh=True)
 
     def _resume_point(
         self, key: str | None, size: int, file_id: list[int] | None, name: str, what: str
