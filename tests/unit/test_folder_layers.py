@@ -322,3 +322,26 @@ def test_validate_counts_a_folder_as_one_file(tmp_path: Path) -> None:
     result = run_cli("validate", str(_model(tmp_path, FILES)))
     assert result.code == 0, result.err
     assert "3 file(s)" in result.out
+
+
+def test_outside_git_created_is_the_newest_time_inside_a_folder(tmp_path: Path) -> None:
+    manifest = _model(tmp_path / "m", "  - {path: tokenizer, type: weight-config}\n")
+    for path in [tmp_path / "m" / "tokenizer", *(tmp_path / "m" / "tokenizer").rglob("*")]:
+        os.utime(path, (1_700_000_000, 1_700_000_000))
+    newest = tmp_path / "m" / "tokenizer" / "special" / "tokens.txt"
+    os.utime(newest, (1_767_225_600, 1_767_225_600))  # 2026-01-01T00:00:00Z
+    env = {"HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin", "MODELVER_NO_CACHE": "1"}
+    out = run_cli(
+        "publish",
+        str(manifest),
+        "--repository",
+        f"oci:{tmp_path / 'store'}",
+        "--format",
+        "json",
+        env=env,
+    )
+    assert out.code == 0, out.err
+    doc = _manifest_doc(tmp_path / "store", json.loads(out.out)["digest"])
+    annotations = doc["annotations"]
+    assert isinstance(annotations, dict)
+    assert annotations["org.opencontainers.image.created"] == CREATED
