@@ -401,3 +401,36 @@ def test_newest_mtime_looks_inside(tmp_path: Path) -> None:
     os.utime(root / "sub", (1_600_000_000, 1_600_000_000))
     os.utime(root, (1_600_000_000, 1_600_000_000))
     assert folder_archive.newest_mtime(root) == 1_800_000_000
+
+
+def test_extraction_replaces_a_symlink_instead_of_writing_through_it(tmp_path: Path) -> None:
+    root = _tokenizer(tmp_path / "m")
+    layer = tmp_path / "layer.tar"
+    layer.write_bytes(_bytes(archive(tmp_path / "m", "tokenizer")))
+    out = tmp_path / "out"
+    (out / "tokenizer").mkdir(parents=True)
+    (out / "tokenizer" / "vocab.json").symlink_to("run.sh")  # left by an earlier version, say
+    (out / "tokenizer" / "sub").symlink_to("empty", target_is_directory=True)
+    (out / "tokenizer" / "empty").mkdir()
+    extract(layer, out, "test", None)
+    assert not (out / "tokenizer" / "vocab.json").is_symlink()
+    assert (out / "tokenizer" / "vocab.json").read_bytes() == (root / "vocab.json").read_bytes()
+    assert (out / "tokenizer" / "run.sh").read_bytes() == (root / "run.sh").read_bytes()
+    assert not (out / "tokenizer" / "sub").is_symlink()
+    assert list((out / "tokenizer" / "empty").iterdir()) == []
+
+
+def test_extraction_over_a_file_where_a_folder_belongs_is_an_input_error(tmp_path: Path) -> None:
+    _tokenizer(tmp_path / "m")
+    layer = tmp_path / "layer.tar"
+    layer.write_bytes(_bytes(archive(tmp_path / "m", "tokenizer")))
+    out = tmp_path / "out"
+    (out / "tokenizer").mkdir(parents=True)
+    (out / "tokenizer" / "sub").write_bytes(b"in the way")
+    # tarfile (3.11) passes over the folder entry and fails on the first file below it
+    with pytest.raises(
+        InputError,
+        match=r"test: cannot unpack 'tokenizer/sub(/[^']*)?' into .*move what is in the way",
+    ):
+        extract(layer, out, "test", None)
+    assert (out / "tokenizer" / "sub").read_bytes() == b"in the way"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ci_modelver.adapters.folders import inside
 from ci_modelver.core.validate import relative_path_problem
-from ci_modelver.errors import UnsafeArchive
+from ci_modelver.errors import InputError, UnsafeArchive
 
 
 def check_members(
@@ -64,10 +64,27 @@ def extract(tar_path: Path, root: Path, source: str, max_total: int | None) -> i
                     raise UnsafeArchive(
                         f"{source}: refusing tar entry '{member.name}': its folder leads outside"
                     )
-                if hasattr(tarfile, "data_filter"):
-                    archive.extract(member, root, filter=_pulled)
-                else:  # Python < 3.10.12 / 3.11.4: our own checks above are the filter
-                    archive.extract(member, root)
+                _extract_one(archive, member, root, source)
             return len(members)
     except tarfile.TarError as exc:
         raise UnsafeArchive(f"{source}: the tar layer is not a valid archive ({exc})") from None
+
+
+def _extract_one(
+    archive: tarfile.TarFile, member: tarfile.TarInfo, root: Path, source: str
+) -> None:
+    target = root / member.name
+    # A symlink where the archive has a file or folder (left by an earlier pull, say) is
+    # replaced, never written through: the entry comes back as the archive holds it.
+    if not member.issym() and target.is_symlink():
+        target.unlink()
+    try:
+        if hasattr(tarfile, "data_filter"):
+            archive.extract(member, root, filter=_pulled)
+        else:  # Python < 3.10.12 / 3.11.4: our own checks above are the filter
+            archive.extract(member, root)
+    except OSError as exc:
+        raise InputError(
+            f"{source}: cannot unpack '{member.name}' into {root} ({exc.strerror or exc}); "
+            "move what is in the way or pull into another folder (-o DIR)"
+        ) from None
