@@ -243,7 +243,7 @@ def test_pack_refuses_a_manifest_over_the_limit_with_the_fix() -> None:
     assert exit_code_of(caught.value) == ExitCode.INVALID_INPUT
     assert message.startswith("demo 1.0.0: the OCI manifest is ")
     assert "$.files: 2,000 files take" in message
-    assert "pack a folder into one .tar file" in message
+    assert "list a folder of many small files as the folder" in message
     assert "shorten description and hyperparameters" in message
     assert "\n" not in message
 

@@ -77,7 +77,7 @@ MAX_RECORD_BYTES = 512 * 1024
 # can be copied to any registry.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MANIFEST_SIZE_FIX = (
-    "list fewer files (pack a folder into one .tar file and list that), "
+    "list fewer files (list a folder of many small files as the folder: one layer), "
     "or shorten description and hyperparameters"
 )
 
