@@ -55,3 +55,31 @@ def test_publish_and_pull_2_gib_in_bounded_memory(registry: Registry, tmp_path: 
     pull_rss = _run(["pull", f"{repo}:1.0.1", "-o", str(tmp_path / "out")], env)
     assert pull_rss < LIMIT_KIB, f"pull peak RSS {pull_rss} KiB"
     assert (tmp_path / "out" / "model" / "weights.bin").stat().st_size == SIZE
+
+
+def test_pulling_many_shards_at_high_concurrency_stays_bounded(
+    registry: Registry, tmp_path: Path
+) -> None:
+    # Each pipelined download queues a few MiB; only two run pipelined at once, so eight
+    # parallel downloads do not add eight sets of queues.
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    shard = 128 * 1024 * 1024
+    block = bytes(range(256)) * 4096
+    for n in range(8):
+        with (folder / f"model-{n:05d}-of-00008.safetensors").open("wb") as out:
+            for i in range(shard // len(block)):
+                out.write(block[(i + n) % 256 :] + block[: (i + n) % 256])
+    (folder / "modelver.yaml").write_text(
+        "name: shards\nversion: 1.0.0\nfiles:\n  - {path: 'model-*.safetensors', type: weight}\n"
+    )
+    env = base_env(tmp_path, MODELVER_NO_CACHE="1")
+    repo = registry.repo("t/shards")
+    push_rss = _run(
+        ["publish", str(folder / "modelver.yaml"), "--repository", repo, "--concurrency", "8"], env
+    )
+    assert push_rss < LIMIT_KIB, f"publish peak RSS {push_rss} KiB"
+    out = tmp_path / "out"
+    pull_rss = _run(["pull", f"{repo}:1.0.0", "-o", str(out), "--concurrency", "8"], env)
+    assert pull_rss < LIMIT_KIB, f"pull peak RSS {pull_rss} KiB"
+    assert sorted(p.stat().st_size for p in out.iterdir()) == [shard] * 8
