@@ -11,8 +11,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import jinja2
-
 from ci_modelver.core.compare import (
     CHANGED,
     FAILED,
@@ -275,6 +273,8 @@ def build_view(
 
 def render(template: str, view: dict[str, Any]) -> str:
     """Render a Jinja2 template string with a view (no autoescape: values are pre-escaped)."""
+    import jinja2  # here, not at the top: only reports need it (12 ms of every start-up)
+
     env = jinja2.Environment(
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,

@@ -9,13 +9,13 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import jsonschema
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any, Literal
 
 from ci_modelver.core.source import Finding, JsonPath, SourceDoc
 from ci_modelver.core.text import one_line
+
+if TYPE_CHECKING:  # jsonschema is imported where a schema is applied: 30 ms of start-up
+    from jsonschema.exceptions import ValidationError
 
 _TYPE_NAMES = {
     "string": "a string",
@@ -91,6 +91,8 @@ def suggest(word: str, choices: Iterable[str]) -> str:
 
 def schema_findings(doc: SourceDoc, schema: Mapping[str, Any]) -> list[Finding]:
     """Validate ``doc.data`` against ``schema``; one finding per distinct problem."""
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(schema)
     out: list[Finding] = []
     for error in validator.iter_errors(doc.data):
