@@ -28,6 +28,7 @@ cut gets --timeout 20 (--cut-timeout), as the proxy then refuses it until it giv
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import os
@@ -311,9 +312,12 @@ class PairedRound:
     republish: Run
     hash: Run
     uploaded: dict[str, int | None]  # what ci-modelver says it uploaded: push, republish
+    # The registry's own floor for one blob: curl PUTting fresh bytes whose digest is known.
+    floor: Run | None = None
 
     def raw(self) -> dict[str, object]:
         return {
+            "floor": self.floor.raw() if self.floor else None,
             "round": self.round,
             "order": self.order,
             "push": {tool: run.raw() for tool, run in self.push.items()},
@@ -350,6 +354,7 @@ def paired_round(shape: Shape, r: int, tools: Tools, registry_bin: str) -> Paire
         }
         push = {tool: run(pushes[tool], work, tools.env()) for tool in order}
         remove(layout)
+        floor = _floor(work, host, shape.size, tools) if shape.count == 1 else None
         sent = uploaded(push[OURS])
         if sent is not None and sent < shape.count * shape.size:
             raise BenchError(f"ci-modelver uploaded {sent} of {shape.count * shape.size} bytes")
@@ -392,7 +397,36 @@ def paired_round(shape: Shape, r: int, tools: Tools, registry_bin: str) -> Paire
         rep["republish"],
         rep["hash"],
         {"push": sent, "republish": uploaded(rep["republish"])},
+        floor,
     )
+
+
+FLOOR_PUT = """
+set -e
+loc=$(curl -sS -i -X POST "http://$1/v2/floor/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+curl -sS -f -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' -T "$2" "$loc&digest=$3"
+"""
+
+
+def _floor(work: Path, host: str, size: int, tools: Tools) -> Run:
+    """How long the registry takes to take one blob of ``size`` fresh bytes from curl, the
+    digest computed beforehand (untimed): what no client can beat on this machine."""
+    folder = work / "floor"
+    write_model(folder, 1, size)
+    blob = weight_files(folder)[0]
+    digest = hashlib.sha256()
+    with blob.open("rb") as handle:
+        while block := handle.read(MIB):
+            digest.update(block)
+    os.sync()
+    try:
+        return run(
+            ["sh", "-c", FLOOR_PUT, "floor", host, str(blob), "sha256:" + digest.hexdigest()],
+            work,
+            tools.env(),
+        )
+    finally:
+        remove(folder)
 
 
 # --- resume ------------------------------------------------------------------------------------
@@ -632,6 +666,16 @@ def report(
             what = "push" if op == "push" else "verified pull"
             label = f"{what}, {shape.label} ({_plural(len(done), 'round')})"
             lines.append(_pair_row(label, pair_runs, target))
+    for shape, done in measured:
+        floors = [(d.push[OURS], d.floor) for d in done if d.floor is not None]
+        if floors:
+            ours = [o.seconds for o, _ in floors]
+            put = [f.seconds for _, f in floors]
+            lines.append(
+                f"| registry floor, {shape.label}: one curl PUT of fresh bytes, digest known | "
+                f"ours {_spread(ours)} | curl {_spread(put)} | ours/curl "
+                f"{_spread([o / f for o, f in zip(ours, put, strict=True)])} | n/a | n/a | n/a |"
+            )
     for shape, done in measured:
         reps = [d.republish.seconds for d in done]
         deltas = [d.republish.seconds - d.hash.seconds for d in done]
