@@ -462,6 +462,9 @@ def publish_manifest(
     candidate = gather(
         manifest, base, settings, now, hash_first=_hash_first_rule(streams, existing)
     )
+    if repository.kind == "registry":
+        # Again with the layer sizes: a folder's layer is its tar, known only now.
+        check_layers(repository.host, [(f.path, f.size) for f in candidate.files])
     if found is None and not candidate.unhashed:
         finish(candidate)  # a manifest over the limit is refused before the layout is created
     store = found or open_store(repository, settings, create=True)
