@@ -6,6 +6,8 @@ environment, bundles stored as OCI referrers of the version (cosign's layout, th
 referrers API or the ``sha256-<hex>`` fallback index), and one verification function,
 :func:`verify_version`, that returns every :class:`~ci_modelver.core.trust.SignatureCheck` and
 raises :class:`~ci_modelver.errors.Untrusted` (exit 5) unless a trusted signer covers the version.
+The files inside folder (tar) layers are read from their blobs, fetched into a temporary folder
+of ours (:func:`tar_archives`), so the files statement names every file a pull unpacks.
 
 Secrets: the signing key, its passphrase and the PEM text stay in memory; messages name where
 they came from (a file, a variable), never their content.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,10 +28,18 @@ from pathlib import Path
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ci_modelver.adapters.referrers import list_referrers, push_referrer
-from ci_modelver.adapters.store import BlobSource, NoProgress, Store
+from ci_modelver.adapters.store import BlobSource, NoProgress, Progress, Store, owned_temp_dir
+from ci_modelver.adapters.tarball import list_entries
 from ci_modelver.core import keys
 from ci_modelver.core.context import precise_time
-from ci_modelver.core.modelpack import ANN_CREATED, OCI_MANIFEST, Descriptor, ModelArtifact
+from ci_modelver.core.modelpack import (
+    ANN_CREATED,
+    OCI_MANIFEST,
+    Descriptor,
+    ModelArtifact,
+    is_tar_layer,
+    safe_layer_paths,
+)
 from ci_modelver.core.move_trust import (
     MOVE_PREDICATE,
     BundleCheck,
@@ -42,12 +53,16 @@ from ci_modelver.core.signing import (
     FILES_PREDICATE,
     KIND_FILES,
     KIND_VERSION,
+    MAX_BUNDLE_BYTES,
     VERSION_PREDICATE,
+    ArchiveFiles,
+    archive_files,
     bundle_descriptor,
     bundle_layer,
     bundle_manifest,
     certificate_material,
     files_statement,
+    follows_symlinks,
     key_material,
     layer_files,
     sign_statement,
@@ -67,6 +82,7 @@ from ci_modelver.errors import (
     BadSignature,
     InputError,
     IntegrityError,
+    UnsafeArchive,
     Untrusted,
 )
 from ci_modelver.settings import ACTION, Settings
@@ -216,6 +232,57 @@ def load_policy(
     return Policy(trusted, roots, identity or None)  # type: ignore[arg-type]
 
 
+# --- the files inside tar layers ---------------------------------------------------------------
+
+
+def tar_blob_path(folder: Path, layer: Descriptor) -> Path:
+    """Where :func:`tar_archives` puts a tar layer's blob inside ``folder``."""
+    return folder / (layer.digest.removeprefix("sha256:") + ".tar")
+
+
+def tar_archives(
+    store: Store,
+    artifact: ModelArtifact,
+    *,
+    source: str,
+    folder: Path | None = None,
+    progress: Progress | None = None,
+    workers: int = 4,
+) -> dict[str, ArchiveFiles]:
+    """The files inside every tar layer of the version (layer digest → its files).
+
+    Each tar blob is fetched into ``folder`` (its digest and size verified by the store) and
+    read once, hashing every regular file; the blobs stay there for the caller (a pull unpacks
+    them). Without ``folder`` they go to a temporary folder of ours under the system's temporary
+    folder (TMPDIR), removed on return. Nothing is fetched for a version without tar layers. UnsafeArchive or
+    ArtifactError, naming the entry, for a layer a files statement cannot describe.
+    """
+    paths = safe_layer_paths(artifact, source)
+    wanted = {
+        layer.digest: (layer, path)
+        for layer, path in zip(artifact.layers, paths, strict=True)
+        if is_tar_layer(layer)
+    }
+    if not wanted:
+        return {}
+    if folder is None:
+        with owned_temp_dir(Path(tempfile.gettempdir())) as tmp:
+            return tar_archives(
+                store, artifact, source=source, folder=tmp, progress=progress, workers=workers
+            )
+    shown = progress or NoProgress()
+
+    def read(item: tuple[Descriptor, str]) -> tuple[str, ArchiveFiles]:
+        layer, path = item
+        blob = tar_blob_path(folder, layer)
+        store.fetch_blob(layer, blob, shown, path)
+        where = f"{source} ({path})"
+        return layer.digest, archive_files(list_entries(blob, where, layer.size), where)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return dict(pool.map(read, wanted.values()))
+
+
 # --- signing -----------------------------------------------------------------------------------
 
 
@@ -238,15 +305,24 @@ def sign_version(
     version: str | None,
     source: str,
     now: Callable[[], float] = time.time,
+    archives: Mapping[str, ArchiveFiles] | None = None,
 ) -> tuple[SignedRecord, ...]:
     """Sign the version's files and its manifest digest; store both bundles as referrers.
 
-    The version's manifest is not touched: its digest never changes.
+    The files of tar layers come from ``archives`` (see :func:`tar_archives`), else they are
+    read from the store, once. The version's manifest is not touched: its digest never changes.
+    Nothing is stored when a statement cannot be made (ArtifactError, UnsafeArchive).
     """
-    files = layer_files(artifact, source)
+    if archives is None:
+        archives = tar_archives(store, artifact, source=source)
+    files = layer_files(artifact, source, archives)
     created = precise_time(now())
     statements = (
-        (KIND_FILES, FILES_PREDICATE, files_statement(name, files)),
+        (
+            KIND_FILES,
+            FILES_PREDICATE,
+            files_statement(name, files, allow_symlinks=follows_symlinks(archives)),
+        ),
         (
             KIND_VERSION,
             VERSION_PREDICATE,
@@ -255,9 +331,18 @@ def sign_version(
             ),
         ),
     )
+    bundles = [
+        (kind, predicate, sign_statement(statement, signer.key, signer.material()))
+        for kind, predicate, statement in statements
+    ]
+    for _kind, _predicate, data in bundles:
+        if len(data) > MAX_BUNDLE_BYTES:
+            raise ArtifactError(
+                f"{source}: its signed files statement would take {len(data):,} bytes, over the "
+                f"{MAX_BUNDLE_BYTES:,} a verifier reads ({len(files):,} files); nothing was signed"
+            )
     out = []
-    for kind, predicate, statement in statements:
-        data = sign_statement(statement, signer.key, signer.material())
+    for kind, predicate, data in bundles:
         record = attach_bundle(store, artifact.digest, manifest_size, data, predicate, created)
         out.append(SignedRecord(kind, record, bundle_descriptor(data).digest))
     return tuple(out)
@@ -290,6 +375,8 @@ class Verification:
     files: Mapping[str, str] | None  # the version's files (path → digest), when coverable
     # The trusted files bundle (a model-signing signature) of the first trusted signer.
     files_bundle: bytes | None = field(default=None, repr=False)
+    # The files inside each tar layer (layer digest → its files), as they were checked.
+    archives: Mapping[str, ArchiveFiles] = field(default_factory=dict, repr=False)
 
     @property
     def trusted(self) -> bool:
@@ -320,6 +407,30 @@ def _fetch_bundle(store: Store, entry: Descriptor, digest: str) -> bytes:
         raise BadSignature("its bundle blob does not match its digest") from None
 
 
+def _version_files(
+    store: Store,
+    artifact: ModelArtifact,
+    *,
+    source: str,
+    tar_folder: Path | None,
+    progress: Progress | None,
+    workers: int,
+) -> tuple[dict[str, str] | None, dict[str, ArchiveFiles]]:
+    """The version's files as a files statement must list them (None when its paths are not
+    safe), with the listing of each tar layer; Untrusted when a tar layer cannot be listed."""
+    try:
+        safe_layer_paths(artifact, source)
+    except ArtifactError:
+        return None, {}  # the checks say so: files that are not plain files
+    try:
+        archives = tar_archives(
+            store, artifact, source=source, folder=tar_folder, progress=progress, workers=workers
+        )
+        return layer_files(artifact, source, archives), archives
+    except (ArtifactError, UnsafeArchive) as exc:
+        raise Untrusted(f"{exc}; so no files statement covers this version: untrusted") from None
+
+
 def signature_checks(
     store: Store,
     artifact: ModelArtifact,
@@ -328,16 +439,39 @@ def signature_checks(
     source: str,
     at: dt.datetime | None = None,
     workers: int = 4,
+    archives: Mapping[str, ArchiveFiles] | None = None,
+    tar_folder: Path | None = None,
+    progress: Progress | None = None,
 ) -> Verification:
-    """Every signature of the version checked against ``policy`` (nothing raised for them)."""
+    """Every signature of the version checked against ``policy`` (nothing raised for them).
+
+    The files inside tar layers come from ``archives``, else (only when the version has
+    signatures to check) each tar blob is fetched into ``tar_folder`` and read there, see
+    :func:`tar_archives`. Untrusted (exit 5) when a tar layer cannot be listed at all.
+    """
     when = at or dt.datetime.now(dt.timezone.utc)
-    try:
-        files: dict[str, str] | None = layer_files(artifact, source)
-    except ArtifactError:
-        files = None
     entries = list_referrers(store, artifact.digest, BUNDLE_MEDIA_TYPE)
     entries.sort(key=lambda e: e.annotations.get(ANN_CREATED, ""), reverse=True)
     entries = entries[:MAX_BUNDLES]
+    files: dict[str, str] | None
+    if archives is not None:
+        try:
+            files = layer_files(artifact, source, archives)
+        except ArtifactError:
+            files = None
+        listed = dict(archives)
+    elif entries or not any(is_tar_layer(layer) for layer in artifact.layers):
+        # A tar layer is fetched only when there is a signature to check it against.
+        files, listed = _version_files(
+            store,
+            artifact,
+            source=source,
+            tar_folder=tar_folder,
+            progress=progress,
+            workers=workers,
+        )
+    else:
+        files, listed = None, {}
 
     def check(entry: Descriptor) -> tuple[SignatureCheck, bytes | None]:
         created = entry.annotations.get(ANN_CREATED)
@@ -373,7 +507,7 @@ def signature_checks(
         ),
         None,
     )
-    return Verification(outcome, files, files_bundle)
+    return Verification(outcome, files, files_bundle, listed)
 
 
 def untrusted_message(source: str, verification: Verification, policy: Policy) -> str:
@@ -391,10 +525,22 @@ def verify_version(
     source: str,
     at: dt.datetime | None = None,
     workers: int = 4,
+    tar_folder: Path | None = None,
+    progress: Progress | None = None,
 ) -> Verification:
     """The version's signature checks; Untrusted (exit 5) unless one trusted signer signed both
-    its manifest digest and files that match its layers."""
-    verification = signature_checks(store, artifact, policy, source=source, at=at, workers=workers)
+    its manifest digest and files that match its layers (the files inside tar layers too, read
+    as :func:`signature_checks` says)."""
+    verification = signature_checks(
+        store,
+        artifact,
+        policy,
+        source=source,
+        at=at,
+        workers=workers,
+        tar_folder=tar_folder,
+        progress=progress,
+    )
     if not verification.trusted:
         raise Untrusted(untrusted_message(source, verification, policy))
     return verification

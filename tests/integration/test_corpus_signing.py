@@ -6,7 +6,9 @@ line saying what is wrong, never a traceback; and no secret of a signing key in 
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +37,27 @@ pytestmark = pytest.mark.integration
 
 BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 SECRETS: list[str] = []
+
+
+def _tar(*symlinks: tuple[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, target in symlinks:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            archive.addfile(info)
+    return buffer.getvalue()
+
+
+def _tar_layer(w: World, blob: bytes) -> str:
+    """A version whose one layer is the tar ``blob`` (folder ``weights``), served with it."""
+    layer = {
+        "mediaType": "application/vnd.cncf.model.weight.v1.tar",
+        "digest": sha256(blob),
+        "size": len(blob),
+        "annotations": {"org.cncf.model.filepath": "weights"},
+    }
+    return w.serve(model_artifact(layers=[layer]), blobs={sha256(blob): blob})
 
 
 def key(w: World, name: str = "release", kind: str = "p256", **options: Any) -> KeyPair:
@@ -228,19 +251,18 @@ CASES = [
         ),
     ),
     case(
-        "sign-a-version-with-a-tar-layer",
+        "sign-a-tar-layer-that-is-not-an-archive",
         2,
-        "is a tar archive; a signed files statement covers raw file layers only",
+        "the tar layer is not a valid archive",
+        lambda w: call("sign", _tar_layer(w, b"tar"), "--sign-key", str(key(w).private), *T),
+    ),
+    case(
+        "sign-a-tar-layer-whose-symlink-leaves-it",
+        2,
+        "tar entry 'weights/link' cannot be listed in a signed files statement",
         lambda w: call(
             "sign",
-            w.layers(
-                {
-                    "mediaType": "application/vnd.cncf.model.weight.v1.tar",
-                    "digest": sha256(b"tar"),
-                    "size": 3,
-                    "annotations": {"org.cncf.model.filepath": "weights"},
-                }
-            ),
+            _tar_layer(w, _tar(("weights/link", "../../etc/passwd"))),
             "--sign-key",
             str(key(w).private),
             *T,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import stat
+import tempfile
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +33,11 @@ from ci_modelver.core.modelpack import (
     is_tar_layer,
     safe_layer_paths,
 )
+from ci_modelver.core.signing import ArchiveFiles
 from ci_modelver.core.trust import Policy
 from ci_modelver.errors import ArtifactError, InputError, JSONRefused, Untrusted
 from ci_modelver.settings import Settings
-from ci_modelver.signatures import load_policy, verify_version
+from ci_modelver.signatures import load_policy, tar_blob_path, verify_version
 from ci_modelver.toolkit import (
     Invocation,
     Parents,
@@ -260,28 +264,86 @@ def _check_caps(
         )
 
 
+@dataclass(frozen=True)
+class _Signed:
+    """What a trust policy established before anything was written (empty without a policy)."""
+
+    signers: tuple[str, ...] = ()
+    files: Mapping[str, str] | None = None  # the signed files; None: no policy
+    archives: Mapping[str, ArchiveFiles] | None = None  # files inside each tar layer, checked
+    # Where the tar blobs that were checked wait to be unpacked (see signatures.tar_archives).
+    tar_folder: Path | None = None
+
+
 def _signed_files(
-    store: Store, artifact: ModelArtifact, policy: Policy | None, source: str, settings: Settings
-) -> tuple[tuple[str, ...], dict[str, str] | None]:
-    """The trusted signers and the signed files (None without a policy); Untrusted (exit 5)
-    before anything is written when no trusted signer covers the version."""
+    store: Store,
+    artifact: ModelArtifact,
+    policy: Policy | None,
+    source: str,
+    settings: Settings,
+    tar_folder: Path | None,
+    progress: Progress,
+) -> _Signed:
+    """The trusted signers and the signed files (nothing without a policy); Untrusted (exit 5)
+    before anything is written when no trusted signer covers the version.
+
+    Every tar layer is fetched into ``tar_folder`` (ours, outside the output) and the files in
+    it hashed and checked against the signed statement here, before anything is written.
+    """
     if policy is None:
-        return (), None
+        return _Signed()
     verification = verify_version(
-        store, artifact, policy, source=source, workers=settings.concurrency
+        store,
+        artifact,
+        policy,
+        source=source,
+        workers=settings.concurrency,
+        tar_folder=tar_folder,
+        progress=progress,
     )
-    return verification.verdict.signers, dict(verification.files or {})
+    return _Signed(
+        verification.verdict.signers,
+        dict(verification.files or {}),
+        dict(verification.archives),
+        tar_folder,
+    )
 
 
-def _check_signed(
-    jobs: list[tuple[str, Descriptor, Path]], signed: dict[str, str] | None, source: str
+def _check_signed_folder(
+    path: str, layer: Descriptor, signed: Mapping[str, str], found: ArchiveFiles | None, source: str
 ) -> None:
+    """Every file the tar layer unpacks to is signed with its digest, and every signed file
+    below its folder is in it; Untrusted otherwise (nothing written yet)."""
+    if found is None:
+        raise Untrusted(
+            f"{source}: the files of the folder layer '{path}' ({layer.digest}) were not checked "
+            "against the signed files statement; nothing was written"
+        )
+    for name, digest in sorted(found.files.items()):
+        if signed.get(name) != digest:
+            raise Untrusted(
+                f"{source}: '{name}' in the folder layer '{path}' is {digest}, but the signed "
+                f"files statement says {signed.get(name, 'nothing')}; nothing was written"
+            )
+    missing = sorted(n for n in signed if n.startswith(path + "/") and n not in found.files)
+    if missing:
+        raise Untrusted(
+            f"{source}: the signed files statement names '{missing[0]}', which the folder layer "
+            f"'{path}' does not hold; nothing was written"
+        )
+
+
+def _check_signed(jobs: list[tuple[str, Descriptor, Path]], trust: _Signed, source: str) -> None:
     """Every file to write is the one the signed statement names (its digest is what each
-    download is verified against)."""
+    download is verified against; a folder's files were hashed from its verified blob)."""
+    signed = trust.files
     if signed is None:
         return
     for path, layer, _dest in jobs:
-        if signed.get(path) != layer.digest:
+        if is_tar_layer(layer):
+            found = (trust.archives or {}).get(layer.digest)
+            _check_signed_folder(path, layer, signed, found, source)
+        elif signed.get(path) != layer.digest:
             raise Untrusted(
                 f"{source}: '{path}' is {layer.digest} in the manifest, but the signed files "
                 f"statement says {signed.get(path, 'nothing')}; nothing was written"
@@ -302,15 +364,50 @@ def pull(
     """Download and verify REF's files into ``output`` (default ./<name>).
 
     With ``policy``, the version's signatures are verified before anything is written (exit 5
-    when no trusted signer covers it), and every file is checked against the signed statement.
+    when no trusted signer covers it), and every file is checked against the signed statement:
+    a folder layer's files are hashed from its verified blob, fetched into a temporary folder of
+    ours (TMPDIR), before anything is written, and that blob is what is unpacked.
     """
     ref, target = version_target(ref_text, settings, "pull")
     store = open_store(ref, settings, create=False)
     artifact, _config = read_artifact(store, ref, target)
-    source = str(ref)
+    with contextlib.ExitStack() as stack:
+        tar_folder = None
+        if policy is not None and any(is_tar_layer(layer) for layer in artifact.layers):
+            tar_folder = stack.enter_context(owned_temp_dir(Path(tempfile.gettempdir())))
+        return _pull(
+            str(ref),
+            store,
+            artifact,
+            settings,
+            output=output if output is not None else settings.cwd / ref.name,
+            only=only,
+            progress=progress,
+            max_total=max_total,
+            max_file=max_file,
+            policy=policy,
+            tar_folder=tar_folder,
+            source_bare=str(ref.bare()),
+        )
+
+
+def _pull(
+    source: str,
+    store: Store,
+    artifact: ModelArtifact,
+    settings: Settings,
+    *,
+    output: Path,
+    only: frozenset[str] | None,
+    progress: Progress,
+    max_total: int | None,
+    max_file: int | None,
+    policy: Policy | None,
+    tar_folder: Path | None,
+    source_bare: str,
+) -> PullResult:
     paths = safe_layer_paths(artifact, source)
-    signers, signed = _signed_files(store, artifact, policy, str(ref.bare()), settings)
-    root = output if output is not None else settings.cwd / ref.name
+    root = output
     if root.exists() and not root.is_dir():
         raise InputError(f"--output {root} exists and is not a folder")
     jobs: list[tuple[str, Descriptor, Path]] = []
@@ -319,8 +416,10 @@ def pull(
             continue
         dest = root / path
         jobs.append((path, layer, dest))
-    _check_signed(jobs, signed, source)
+    # The caps are checked first: a folder layer is fetched to check its signed files.
     _check_caps(jobs, source, max_total, max_file)
+    trust = _signed_files(store, artifact, policy, source_bare, settings, tar_folder, progress)
+    _check_signed(jobs, trust, source)
     _prepare(root, jobs, source)
 
     def fetch(job: tuple[str, Descriptor, Path]) -> tuple[str, int, bool, bool]:
@@ -338,12 +437,19 @@ def pull(
         return path, layer.size, True, existed
 
     def _fetch_tar(job: tuple[str, Descriptor, Path]) -> tuple[str, int, bool, bool]:
-        # A directory packed as tar: verify the blob in a temp folder of ours, then extract it.
         path, layer, _dest = job
+        where = f"{source} ({path})"
+        if trust.tar_folder is not None:
+            # Under a trust policy the blob was fetched (digest verified) and every file in it
+            # hashed and checked against the signed statement before anything was written;
+            # that same blob, in our locked temp folder, is what is unpacked.
+            extract(tar_blob_path(trust.tar_folder, layer), root, where, max_total)
+            return path, layer.size, True, False
+        # A directory packed as tar: verify the blob in a temp folder of ours, then extract it.
         with owned_temp_dir(root) as tmp:
             blob = tmp / "layer.tar"
             store.fetch_blob(layer, blob, progress, path)
-            extract(blob, root, f"{source} ({path})", max_total)
+            extract(blob, root, where, max_total)
         return path, layer.size, True, False
 
     # On any failure (a signal included) the jobs not started yet are dropped; running ones stop
@@ -360,5 +466,5 @@ def pull(
         root,
         tuple((p, s, d) for p, s, d, _r in done),
         tuple(p for p, _s, _d, replaced in done if replaced),
-        signers,
+        trust.signers,
     )

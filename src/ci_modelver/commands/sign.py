@@ -26,9 +26,9 @@ def register(sub: Any, parents: Parents) -> None:
         "sign",
         parents=[parents.common, parents.remote],
         help="sign an existing version",
-        description="Sign a published version's files and its manifest digest (two Sigstore "
-        "bundles stored as referrers of the version); the version's digest does not change. "
-        "Several signatures per version are allowed.",
+        description="Sign a published version's files (every file inside a folder layer too) "
+        "and its manifest digest (two Sigstore bundles stored as referrers of the version); the "
+        "version's digest does not change. Several signatures per version are allowed.",
     )
     p.add_argument(
         "ref", metavar="REF", help="NAME:VERSION, REPO:VERSION, REPO:ALIAS or REPO@sha256:…"

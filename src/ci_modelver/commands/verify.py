@@ -31,8 +31,9 @@ def register(sub: Any, parents: Parents) -> None:
         parents=[parents.common, parents.remote],
         help="check a version's signatures (exit 5 when untrusted)",
         description="Check that a trusted signer signed this version: its manifest digest (the "
-        "whole record) and a files statement that matches its layers. Prints who signed what "
-        "and when; exit 5 when no trusted signature covers the version.",
+        "whole record) and a files statement that matches its layers (for a folder layer, every "
+        "file inside it, hashed from its blob). Prints who signed what and when; exit 5 when no "
+        "trusted signature covers the version.",
     )
     p.add_argument(
         "ref", metavar="REF", help="NAME:VERSION, REPO:VERSION, REPO:ALIAS or REPO@sha256:…"
@@ -42,7 +43,8 @@ def register(sub: Any, parents: Parents) -> None:
         "--write-signature",
         metavar="FILE",
         help="write the trusted files signature (a Sigstore bundle) to FILE, for "
-        "'model_signing verify key DIR --signature FILE'",
+        "'model_signing verify key DIR --signature FILE' (add --allow_symlinks when a folder "
+        "layer holds symlinks)",
     )
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(run=run)

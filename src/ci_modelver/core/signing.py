@@ -21,10 +21,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ci_modelver.core import json_bounds, keys
 from ci_modelver.core.audit import EMPTY_DESCRIPTOR
@@ -98,8 +99,14 @@ def files_root(resources: Sequence[tuple[str, str]]) -> str:
     return hasher.hexdigest()
 
 
-def files_statement(name: str, files: Mapping[str, str]) -> dict[str, Any]:
-    """The model-signing statement for ``files`` (relative path → ``sha256:<hex>``)."""
+def files_statement(
+    name: str, files: Mapping[str, str], *, allow_symlinks: bool = False
+) -> dict[str, Any]:
+    """The model-signing statement for ``files`` (relative path → ``sha256:<hex>``).
+
+    ``allow_symlinks`` records that the version unpacks symlinks (listed with their target's
+    digest, as ``model_signing --allow_symlinks`` hashes them).
+    """
     ordered = sorted(
         ((path, digest.removeprefix("sha256:")) for path, digest in files.items()),
         key=lambda item: _path_key(item[0]),
@@ -109,7 +116,11 @@ def files_statement(name: str, files: Mapping[str, str]) -> dict[str, Any]:
         "subject": [{"name": name, "digest": {"sha256": files_root(ordered)}}],
         "predicateType": FILES_PREDICATE,
         "predicate": {
-            "serialization": {"method": "files", "hash_type": "sha256", "allow_symlinks": False},
+            "serialization": {
+                "method": "files",
+                "hash_type": "sha256",
+                "allow_symlinks": allow_symlinks,
+            },
             "resources": [
                 {"name": path, "algorithm": "sha256", "digest": hexdigest}
                 for path, hexdigest in ordered
@@ -139,22 +150,184 @@ def version_statement(
     }
 
 
-def layer_files(artifact: ModelArtifact, source: str) -> dict[str, str]:
+# --- the files of tar layers ---------------------------------------------------------------
+
+EntryKind = Literal["file", "dir", "symlink", "hardlink"]
+MAX_SYMLINK_HOPS = 40  # as Linux: more links than this in one path is a loop
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """One member of a tar layer, as the archive holds it (read by an adapter).
+
+    ``name`` is where pull unpacks it, relative to the pulled folder, normalised (no ``./``,
+    no trailing ``/``); ``digest`` is the sha256 of a file's content; ``linkname`` is a
+    symlink's text (relative to its own folder) or a hardlink's target (an archive name).
+    """
+
+    name: str
+    kind: EntryKind
+    digest: str = ""
+    linkname: str = ""
+
+
+@dataclass(frozen=True)
+class ArchiveFiles:
+    """What a files statement lists for one tar layer: every file it unpacks to."""
+
+    files: Mapping[str, str]  # path relative to the pulled folder → ``sha256:<hex>``
+    symlinks: tuple[str, ...] = ()  # followed (a file's digest) or to a folder (nothing listed)
+
+
+def _refuse(where: str, name: str, why: str) -> ArtifactError:
+    return ArtifactError(
+        f"{where}: tar entry '{name}' cannot be listed in a signed files statement the way "
+        f"model_signing hashes the pulled folder: {why}"
+    )
+
+
+def _resolve(
+    start: str, link: str, kinds: Mapping[str, ArchiveEntry], folders: set[str]
+) -> tuple[str | None, str]:
+    """Where the symlink ``start`` (text ``link``) leads among the archive's entries, as the
+    kernel resolves it component by component: (entry name or None, the path it reached)."""
+    pending = list(reversed(link.split("/")))
+    resolved = start.split("/")[:-1]
+    hops = 1
+    while pending:
+        part = pending.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not resolved:
+                return None, "/".join(["..", *pending[::-1]])
+            resolved.pop()
+            continue
+        candidate = "/".join([*resolved, part])
+        entry = kinds.get(candidate)
+        if entry is not None and entry.kind == "symlink":
+            hops += 1
+            if hops > MAX_SYMLINK_HOPS or entry.linkname.startswith("/"):
+                return None, candidate
+            pending.extend(reversed(entry.linkname.split("/")))
+            continue
+        resolved.append(part)
+    reached = "/".join(resolved)
+    if reached in kinds or reached in folders:
+        return reached, reached
+    return None, reached
+
+
+def _check_parents(final: Mapping[str, ArchiveEntry], where: str) -> set[str]:
+    """Every folder of the archive (listed or implied by a name); ArtifactError for an entry
+    below a symlink or a file (unpacking would write through the link, or fail)."""
+    folders: set[str] = {name for name, e in final.items() if e.kind == "dir"}
+    for name in final:
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            above = final.get(parent)
+            if above is not None and above.kind != "dir":
+                what = "a symlink" if above.kind == "symlink" else "a file"
+                raise _refuse(where, name, f"it lies below '{parent}', which is {what}")
+            folders.add(parent)
+    return folders
+
+
+def _followed(
+    entry: ArchiveEntry, final: Mapping[str, ArchiveEntry], folders: set[str], where: str
+) -> str | None:
+    """The digest a symlink is hashed with (its target file's), None for one to a folder."""
+    if entry.linkname.startswith("/"):
+        raise _refuse(where, entry.name, f"it is a symlink to the absolute '{entry.linkname}'")
+    found, reached = _resolve(entry.name, entry.linkname, final, folders)
+    if found is None:
+        raise _refuse(
+            where,
+            entry.name,
+            f"it is a symlink to '{entry.linkname}', which leads to '{reached}', not to a file "
+            "or folder of this layer",
+        )
+    target = final.get(found)
+    if target is not None and target.kind == "hardlink":
+        target = final.get(target.linkname)
+    return target.digest if target is not None and target.kind == "file" else None
+
+
+def archive_files(entries: Sequence[ArchiveEntry], where: str) -> ArchiveFiles:
+    """The files one tar layer unpacks to, as ``model_signing --allow_symlinks`` hashes them.
+
+    A later entry of the same name replaces an earlier one (as unpacking does). A hardlink is
+    its target's content; a symlink to a file is listed with that file's digest, one to a folder
+    adds nothing (model_signing does not descend into it). ArtifactError, naming the entry, for
+    what a statement cannot describe the same way: a symlink leading out of this layer's entries,
+    to nothing or in a loop, an absolute symlink, or an entry below a symlink or a file.
+    """
+    final: dict[str, ArchiveEntry] = {}
+    for entry in entries:
+        final.pop(entry.name, None)  # keep the archive's order of last appearance
+        final[entry.name] = entry
+    folders = _check_parents(final, where)
+    files: dict[str, str] = {}
+    symlinks: list[str] = []
+    for name, entry in final.items():
+        digest: str | None = None
+        if entry.kind == "file":
+            digest = entry.digest
+        elif entry.kind == "hardlink":
+            target = final.get(entry.linkname)
+            if target is None or target.kind != "file":
+                raise _refuse(where, name, f"it is a hardlink to '{entry.linkname}', not a file")
+            digest = target.digest
+        elif entry.kind == "symlink":
+            symlinks.append(name)
+            digest = _followed(entry, final, folders, where)
+        if digest is not None:
+            files[name] = digest
+    return ArchiveFiles(files, tuple(sorted(symlinks)))
+
+
+def entry_name(raw: str) -> str:
+    """A tar member name as the path it unpacks to: ``./a//b/`` → ``a/b``."""
+    return posixpath.normpath(raw).lstrip("/") if raw not in ("", ".", "./") else "."
+
+
+def layer_files(
+    artifact: ModelArtifact, source: str, archives: Mapping[str, ArchiveFiles] | None = None
+) -> dict[str, str]:
     """Every file of a version (path relative to the model folder → ``sha256:<hex>``).
 
-    Raw layers only: a layer that is a tar archive (a folder packed by another tool) holds files
-    whose digests the manifest does not know. ArtifactError names it.
+    A raw layer is its file (the layer digest is the file's sha256); a tar layer contributes the
+    files it unpacks to, from ``archives`` (layer digest → its files, read by the caller).
+    ArtifactError when a tar layer has no listing there, or when two layers give the same path.
     """
     paths = safe_layer_paths(artifact, source)
     out: dict[str, str] = {}
+    origin: dict[str, str] = {}
     for i, (layer, path) in enumerate(zip(artifact.layers, paths, strict=True)):
-        if is_tar_layer(layer):
+        if not is_tar_layer(layer):
+            found: Mapping[str, str] = {path: layer.digest}
+        elif archives is not None and layer.digest in archives:
+            found = archives[layer.digest].files
+        else:
             raise ArtifactError(
-                f"{source}: layers[{i}] '{path}' is a tar archive; a signed files statement "
-                "covers raw file layers only (publish the folder's files one by one)"
+                f"{source}: layers[{i}] '{path}' is a tar layer whose files were not read; "
+                "a signed files statement lists every file inside it"
             )
-        out[path] = layer.digest
+        for name, digest in found.items():
+            if name in out:
+                raise ArtifactError(
+                    f"{source}: layers[{i}] '{path}' unpacks '{name}', which {origin[name]} "
+                    "gives too; a signed files statement lists each path once"
+                )
+            out[name], origin[name] = digest, f"layer '{path}'"
     return out
+
+
+def follows_symlinks(archives: Mapping[str, ArchiveFiles]) -> bool:
+    """Whether any tar layer unpacks a symlink (``model_signing`` then needs
+    ``--allow_symlinks``)."""
+    return any(a.symlinks for a in archives.values())
 
 
 @dataclass(frozen=True)
