@@ -20,14 +20,17 @@ from ci_modelver.adapters import cancel
 from ci_modelver.adapters.store import Progress
 from ci_modelver.commands import (
     compare,
+    copy,
     history,
     init,
     inspect,
     promote,
+    prune,
     publish,
     pull,
     schema,
     sign,
+    storage,
     validate,
     verify,
 )
@@ -50,6 +53,9 @@ COMMANDS: tuple[ModuleType, ...] = (
     sign,
     verify,
     history,
+    storage,
+    prune,
+    copy,
     init,
     schema,
     action_entry,

@@ -846,10 +846,13 @@ class RegistryHTTP:
         return self._fetch_token(params, scope, watch)
 
     def _fetch_token(self, params: dict[str, str], scope: str, watch: _Watch) -> bool:
-        query = {"service": params.get("service", "")}
         # Ask for the scope this operation needs (pull,push before an upload), not only the
-        # challenge's: GHCR and Docker Hub issue exactly what is requested.
-        query["scope"] = scope or params.get("scope", "")
+        # challenge's: GHCR and Docker Hub issue exactly what is requested. Several scopes (a
+        # cross-repository mount needs two) go as repeated parameters, as the token spec says.
+        query: dict[str, str | list[str]] = {
+            "service": params.get("service", ""),
+            "scope": (scope or params.get("scope", "")).split(" "),
+        }
         headers = {"Accept": "application/json"}
         realm = params["realm"]
         label = f"token request to {redact_url(realm)}"

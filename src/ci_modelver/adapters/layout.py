@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ci_modelver.adapters.store import (
     BlobSource,
@@ -258,6 +258,15 @@ class LayoutStore:
         progress.start(name, descriptor.size)
         write_verified(iter_file(source), dest, descriptor, progress, name, self.display)
         progress.finish(name, skipped=False)
+
+    def open_blob(self, descriptor: Descriptor) -> BinaryIO:
+        try:
+            return self._blob_path(descriptor.digest).open("rb")
+        except FileNotFoundError:
+            raise InputError(f"{self.display}: blob {descriptor.digest} is missing") from None
+
+    def mount_blob(self, descriptor: Descriptor, source_path: str) -> bool:
+        return False  # a layout has no other repositories to mount from
 
     def put_manifest(self, tag: str | None, data: bytes, media_type: str) -> str:
         # A layout takes no manifest a registry would refuse: what it holds can be copied anywhere.

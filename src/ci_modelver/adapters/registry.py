@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import time
 from pathlib import Path
@@ -11,6 +13,7 @@ from urllib.parse import urlencode, urljoin
 from ci_modelver.adapters.http import ANSWER_ADVICE, RegistryHTTP, Reply, describe_error
 from ci_modelver.adapters.store import (
     BlobSource,
+    ChunkReader,
     Progress,
     UploadNote,
     index_descriptors,
@@ -359,6 +362,41 @@ class RegistryStore:
         ) as reply:
             write_verified(reply.chunks(1024 * 1024), dest, descriptor, progress, name, label)
         progress.finish(name, skipped=False)
+
+    def open_blob(self, descriptor: Descriptor) -> BinaryIO:
+        label = f"GET {self.display} blob {descriptor.digest}"
+        reply = self.http.request(
+            "GET",
+            f"/v2/{self.path}/blobs/{descriptor.digest}",
+            scope=self._pull,
+            ok=(200,),
+            what=label,
+            size=descriptor.size,
+        )
+        return io.BufferedReader(ChunkReader(reply.chunks(1024 * 1024), reply.close), 1024 * 1024)
+
+    def mount_blob(self, descriptor: Descriptor, source_path: str) -> bool:
+        """Cross-repository mount (distribution spec, "Mounting a blob from another
+        repository"): 201 means mounted; 202 means the registry opened an ordinary upload
+        session instead, which is cancelled (the caller streams the blob)."""
+        scope = f"{self._push} repository:{source_path}:pull"
+        what = f"mount {descriptor.digest} from {self.http.host}/{source_path} into {self.display}"
+        query = urlencode({"mount": descriptor.digest, "from": source_path})
+        url = self.http.url(f"/v2/{self.path}/blobs/uploads/?{query}")
+        with self.http.request("POST", url, scope=scope, ok=(201, 202), what=what) as reply:
+            mounted = reply.status_code == 201
+            location = reply.headers.get("Location")
+        if not mounted and location:
+            with contextlib.suppress(RemoteError):  # an abandoned session expires anyway
+                self.http.request(
+                    "DELETE",
+                    urljoin(url, location),
+                    scope=self._push,
+                    ok=(204,),
+                    allow=(400, 404, 405),
+                    what=f"{what} (cancelling the upload session)",
+                ).close()
+        return mounted
 
     def put_manifest(self, tag: str | None, data: bytes, media_type: str) -> str:
         digest = sha256_digest(data)

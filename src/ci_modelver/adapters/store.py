@@ -142,6 +142,19 @@ class Store(Protocol):
         """A small blob (config), size and digest verified."""
         ...
 
+    def open_blob(self, descriptor: Descriptor) -> BinaryIO:
+        """A blob's bytes as a stream (close it when done), for copying into another store.
+
+        Not verified here: whoever writes them verifies (a registry's PUT ?digest=, a layout's
+        write_verified), so a copy never needs a second pass.
+        """
+        ...
+
+    def mount_blob(self, descriptor: Descriptor, source_path: str) -> bool:
+        """Make a blob of repository ``source_path`` (same registry) present here without
+        moving its bytes; False when the store cannot (then stream it)."""
+        ...
+
     def fetch_blob(self, descriptor: Descriptor, dest: Path, progress: Progress, name: str) -> None:
         """Stream a blob into ``dest`` (temp file, verify size and digest, rename)."""
         ...
@@ -417,6 +430,37 @@ def write_hashed(
         finally:
             cancel.CURRENT.untrack(tmp)
             os.close(fd)
+
+
+class ChunkReader(io.RawIOBase):
+    """A binary stream over an iterator of byte chunks (an HTTP body), closing ``on_close``."""
+
+    def __init__(self, chunks: Iterator[bytes], on_close: Callable[[], None]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._pending = memoryview(b"")
+        self._on_close = on_close
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._on_close()
+            finally:
+                super().close()
 
 
 def iter_source(source: BlobSource) -> Iterator[bytes]:

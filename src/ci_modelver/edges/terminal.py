@@ -29,6 +29,7 @@ from ci_modelver.core.provenance import ci_summary, command_text
 from ci_modelver.core.source import Finding
 from ci_modelver.core.text import human_size, natural_key, one_line
 from ci_modelver.core.trust import SignatureCheck
+from ci_modelver.edges import terminal_copy, terminal_prune, terminal_storage
 from ci_modelver.edges.actions import finding_annotation, neutralise
 
 
@@ -524,6 +525,9 @@ RENDERERS: Mapping[type, Renderer] = {
     SchemaDocument: _schema,
     SignResult: _sign,
     VerifyResult: _verify,
+    **terminal_storage.RENDERERS,
+    **terminal_prune.RENDERERS,
+    **terminal_copy.RENDERERS,
 }
 # Results whose JSON is their own document (a report, or a schema), not ``to_json()``.
 _OWN_JSON: Mapping[type, Callable[[Any], str]] = {
