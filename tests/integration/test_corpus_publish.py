@@ -388,7 +388,7 @@ def test_a_manifest_just_under_the_limit_publishes_and_pulls(
 SIZE_FRAGMENT = re.compile(
     r"demo 1\.0\.0: the OCI manifest is ([\d,]+) bytes, over the 4,194,304 bytes \(4 MiB\) "
     r"registries accept \(\$\.files: ([\d,]+) files take [\d,]+ bytes of it, the version record "
-    r"[\d,]+\); list fewer files \(pack a folder into one \.tar file and list that\), or shorten "
+    r"[\d,]+\); list fewer files \(list a folder of many small files as the folder: one layer\), or shorten "
     r"description and hyperparameters"
 )
 
