@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ci_modelver.adapters.http import Credentials, RegistryHTTP, RetryPolicy
+from ci_modelver.adapters.registry import RegistryStore
 from ci_modelver.core.registry_limits import (
     GHCR_PATCH_LIMIT,
     check_layers,
@@ -69,3 +71,28 @@ def test_ecr_limit_in_mib() -> None:
     check_layers(host, [("w", 52_000 * 1024 * 1024)])
     with pytest.raises(InputError, match="52,000 MiB"):
         check_layers(host, [("w", 52_000 * 1024 * 1024 + 1)])
+
+
+def _store(host: str, chunk: int | None) -> RegistryStore:
+    http = RegistryHTTP(
+        host,
+        plain_http=False,
+        credentials=Credentials("no credentials (anonymous)", None),
+        policy=RetryPolicy(budget=10.0, timeout=5.0),
+    )
+    return RegistryStore(http, "acme/model", chunk_size=chunk)
+
+
+def test_ghcr_gets_one_put_per_blob_unless_chunks_are_asked_for_and_then_4_mib() -> None:
+    default = _store("ghcr.io", None)
+    assert default.streams is False  # hashing while sending needs chunks: hashed first there
+    asked = _store("ghcr.io", 64 * 1024 * 1024)
+    assert asked.streams is True
+    assert asked.uploader.chunk == GHCR_PATCH_LIMIT
+
+
+def test_other_registries_stream_in_64_mib_chunks_or_the_size_asked_for() -> None:
+    default = _store("registry.example.com", None)
+    assert default.streams is True
+    assert default.uploader.chunk == 64 * 1024 * 1024
+    assert _store("registry.example.com", 8 * 1024 * 1024).uploader.chunk == 8 * 1024 * 1024
