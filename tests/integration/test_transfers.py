@@ -169,7 +169,9 @@ def test_a_streamed_layout_publish_gives_the_registry_digest(
     assert blob.stat().st_size == 48 * MIB
 
 
-def _interrupted_publish(folder: Path, repo: str, env: dict[str, str], proxy: ByteProxy) -> int:
+def _interrupted_publish(
+    folder: Path, repo: str, env: dict[str, str], proxy: ByteProxy, size: int = BIG
+) -> int:
     """Publish, sending SIGTERM once the proxy has forwarded half of the file; exit code."""
     process = subprocess.Popen(
         _cli("publish", "--repository", repo),
@@ -184,7 +186,7 @@ def _interrupted_publish(folder: Path, repo: str, env: dict[str, str], proxy: By
         process.send_signal(signal.SIGTERM)
         return False
 
-    proxy.reset(trigger_at=BIG // 2)
+    proxy.reset(trigger_at=size // 2)
     proxy.on_trigger = terminate
     try:
         _out, err = process.communicate(timeout=600)
@@ -305,3 +307,25 @@ def test_a_layer_over_ghcr_limit_is_refused_before_anything_is_sent(tmp_path: Pa
     assert "10 GB" in lines[0] and "shards" in lines[0]
     assert "docs.github.com" in lines[0]
     assert time.monotonic() - started < 30  # not hashed: 10 GB would take far longer
+
+
+def test_a_journal_pointing_at_another_host_is_not_followed(
+    registry: Registry, proxy: ByteProxy, tmp_path: Path
+) -> None:
+    size = 256 * MIB
+    folder = tmp_path / "m"
+    digests = _model(folder, "elsewhere", "1.0.0", {"w.bin": size}, 9)
+    repo = f"{proxy.host}/t/elsewhere"
+    env = _env(tmp_path / "home", MODELVER_CHUNK_SIZE=str(16 * MIB))
+    assert _interrupted_publish(folder, repo, env, proxy, size) == 143
+    [journal] = (tmp_path / "home" / ".cache" / "ci-modelver" / "uploads").glob("*.json")
+    entry = json.loads(journal.read_text())
+    entry["location"] = entry["location"].replace(proxy.host, "127.0.0.1:9")  # not the registry
+    journal.write_text(json.dumps(entry))
+    proxy.reset()
+    rerun = _publish(folder, repo, env)
+    restarted = rerun["uploads"]["restarted"]  # type: ignore[index]
+    assert [r["file"] for r in restarted] == ["w.bin"]
+    assert "not on this registry" in restarted[0]["reason"]
+    assert proxy.sent >= size
+    assert _layer_digests_of(registry, "t/elsewhere") == digests

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from ci_modelver.adapters import cancel
 from ci_modelver.adapters.http import RegistryHTTP, describe_error
@@ -128,6 +128,10 @@ class ChunkedUploader:
             raise RemoteError(f"{what}: the registry gave no upload Location")
         return urljoin(url, location)
 
+    def _ours(self, location: str) -> bool:
+        a, b = urlsplit(location), urlsplit(self.http.url("/"))
+        return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
+
     def _status(self, location: str, what: str) -> tuple[str, int] | str:
         """Where the session stands: (location, bytes held), or why it cannot be resumed."""
         with self.http.request(
@@ -180,6 +184,9 @@ class ChunkedUploader:
         reason: str
         if entry.file != file_id or entry.size != size:
             reason = "the file changed since the interrupted upload"
+        elif not self._ours(entry.location):
+            # The file's bytes would go wherever the journal says: only to this registry.
+            reason = "the recorded session is not on this registry"
         else:
             status = self._status(entry.location, what)
             if isinstance(status, str):
