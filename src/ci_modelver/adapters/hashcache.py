@@ -22,14 +22,21 @@ from ci_modelver.errors import JSONRefused
 MAX_ENTRIES = 10_000
 
 
-def cache_path(env: Mapping[str, str]) -> Path | None:
-    """``$XDG_CACHE_HOME/ci-modelver/digests.json`` (or ~/.cache/…); None when disabled."""
+def cache_dir(env: Mapping[str, str]) -> Path | None:
+    """``$XDG_CACHE_HOME/ci-modelver`` (or ~/.cache/ci-modelver); None when MODELVER_NO_CACHE
+    turns caching off or there is no home to cache in."""
     if env.get("MODELVER_NO_CACHE", "").lower() in ("1", "true", "yes"):
         return None
     base = env.get("XDG_CACHE_HOME") or (
         os.path.join(env["HOME"], ".cache") if env.get("HOME") else None
     )
-    return Path(base) / "ci-modelver" / "digests.json" if base else None
+    return Path(base) / "ci-modelver" if base else None
+
+
+def cache_path(env: Mapping[str, str]) -> Path | None:
+    """``<cache_dir>/digests.json``; None when caching is off."""
+    folder = cache_dir(env)
+    return folder / "digests.json" if folder else None
 
 
 class DigestCache:

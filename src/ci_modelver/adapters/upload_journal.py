@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci_modelver.adapters.hashcache import cache_dir
 from ci_modelver.core import json_bounds
 from ci_modelver.errors import JSONRefused
 
@@ -29,13 +30,10 @@ MAX_AGE = 7 * 24 * 3600
 
 
 def journal_dir(env: Mapping[str, str]) -> Path | None:
-    """``$XDG_CACHE_HOME/ci-modelver/uploads`` (or ~/.cache/…); None when caching is off."""
-    if env.get("MODELVER_NO_CACHE", "").lower() in ("1", "true", "yes"):
-        return None
-    base = env.get("XDG_CACHE_HOME") or (
-        os.path.join(env["HOME"], ".cache") if env.get("HOME") else None
-    )
-    return Path(base) / "ci-modelver" / "uploads" if base else None
+    """``<cache_dir>/uploads`` (``$XDG_CACHE_HOME/ci-modelver/uploads``); None when caching is
+    off."""
+    folder = cache_dir(env)
+    return folder / "uploads" if folder else None
 
 
 def identity(st: os.stat_result) -> list[int]:
