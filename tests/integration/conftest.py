@@ -35,3 +35,12 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 @pytest.fixture(scope="session")
 def skopeo() -> str:
     return require_binary("skopeo")
+
+
+@pytest.fixture(scope="session")
+def second_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """Another docker-registry process with its own data dir: a second registry to copy into."""
+    binary = require_binary("docker-registry", "registry")
+    reg = start_registry(tmp_path_factory.mktemp("second-registry"), binary)
+    yield reg
+    stop_registry(reg)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from ci_modelver.adapters.store import BlobSource, NoProgress, Store, index_descriptors
@@ -84,6 +84,45 @@ def push_referrer(
             return entry
     raise RemoteError(
         f"{store.display}:{fallback}: could not record the referrer {digest} after "
+        f"{FALLBACK_ATTEMPTS} attempts (concurrent writers); rerun the command"
+    )
+
+
+def add_referrers(
+    store: Store,
+    subject_digest: str,
+    entries: Sequence[Descriptor],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Make manifests already stored discoverable as referrers of ``subject_digest``.
+
+    On a store with the referrers API the registry indexes them itself (nothing to do). Else the
+    ``sha256-<hex>`` fallback index gets the entries it lacks, with the same re-read and retry as
+    ``push_referrer``; an index that lists them all already is left alone (no PUT). Returns how
+    many entries were added.
+    """
+    if not entries or store.referrers_api(subject_digest) is not None:
+        return 0
+    fallback = referrers_tag(subject_digest)
+    wanted = {e.digest for e in entries}
+    added: int | None = None
+    for attempt in range(FALLBACK_ATTEMPTS):
+        index = _fallback_index(store, subject_digest)
+        missing = [e for e in entries if e.digest not in {i.digest for i in index.entries}]
+        if not missing:
+            return added or 0
+        added = len(missing) if added is None else added
+        for entry in missing:
+            index = index.with_entry(entry)
+        store.put_manifest(fallback, index.to_bytes(), OCI_INDEX)
+        # As in push_referrer: a concurrent writer may overwrite the index after our PUT.
+        sleep(random.uniform(0.02, 0.1) * (attempt + 1))
+        listed = {e.digest for e in _fallback_index(store, subject_digest).entries}
+        if wanted <= listed:
+            return added
+    raise RemoteError(
+        f"{store.display}:{fallback}: could not record {len(wanted)} referrer(s) after "
         f"{FALLBACK_ATTEMPTS} attempts (concurrent writers); rerun the command"
     )
 
