@@ -328,6 +328,11 @@ def test_aliases_move_and_are_recorded_and_an_alias_brings_its_history(
     assert {a["alias"] for a in last["aliases"]} == {"latest"}
     shown = _json(run_cli("show", f"{dst}:latest", "--format", "json", env=env))
     assert shown["digest"] == d3
+    # --all: every version is there already; nothing is written, nothing is sent.
+    everything = _copy(src, dst, env, "--all")
+    assert [v["version"] for v in everything["versions"]] == ["1.0.0", "1.1.0", "1.2.0"]
+    assert {v["status"] for v in everything["versions"]} == {"present"}
+    assert everything["blobs"]["bytesSent"] == 0 and everything["aliases"] == []
 
 
 def test_usage_errors_are_exit_2(tmp_path: Path) -> None:

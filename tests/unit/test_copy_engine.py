@@ -294,3 +294,28 @@ def test_the_result_renders_as_text_and_json() -> None:
     doc = result.to_json()
     assert doc["blobs"] == {"mounted": 1, "streamed": 2, "present": 3, "bytesSent": 2048}
     assert doc["versions"][0]["status"] == "copied" and doc["aliases"][0]["recordTag"]
+
+
+def test_a_hostile_index_cannot_steer_the_copy() -> None:
+    src, root, names = _source()
+    other = move_manifest(
+        AliasMove("p", "sha256:" + "8" * 64, "2026-01-05T00:00:00Z", "me"),
+        Descriptor(OCI_MANIFEST, "sha256:" + "8" * 64, 10),
+    )
+    other_digest = src.put_manifest(None, other, OCI_MANIFEST)
+    _index(
+        src,
+        root.digest,
+        [
+            Descriptor(OCI_MANIFEST, "sha256:../../../etc/passwd", 10, {}, "x"),
+            Descriptor(OCI_MANIFEST, other_digest, len(other), {}, "y"),  # about another subject
+            Descriptor(OCI_MANIFEST, names["evaluation"], 1, {}, "z"),  # a size that is wrong
+        ],
+    )
+    tree = _tree(src, root)
+    assert set(tree.nodes) == {root.digest, names["evaluation"]}
+    assert len(tree.skipped) == 2
+    assert any("invalid digest" in s for s in tree.skipped)
+    assert any("subject differs" in s for s in tree.skipped)
+    entry = tree.nodes[names["evaluation"]].entry
+    assert entry is not None and entry.size == len(src.manifests[names["evaluation"]])
