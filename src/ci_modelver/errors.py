@@ -226,3 +226,13 @@ def exit_code_of(exc: BaseException) -> int:
             return int(ExitCode.INVALID_INPUT)
         return int(ExitCode.REMOTE_FAILURE)
     return int(ExitCode.INTERNAL)
+
+
+class DeleteUnsupported(InputError):
+    """The registry refuses to delete manifests (405, UNSUPPORTED) or deletes another way
+    (GHCR: GitHub's Packages API; Docker Hub: its web UI or Hub API); the message names it."""
+
+
+class LayoutUnreadable(InputError):
+    """A layout manifest that cannot be read while collecting garbage: nothing is removed,
+    since what it references is unknown."""

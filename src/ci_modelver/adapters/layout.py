@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -35,10 +37,21 @@ from ci_modelver.core.modelpack import (
     sha256_digest,
 )
 from ci_modelver.core.refs import DIGEST_RE
-from ci_modelver.errors import InputError, IntegrityError
+from ci_modelver.errors import InputError, IntegrityError, JSONRefused, LayoutUnreadable
 
 LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
 MAX_INDEX_BYTES = 64 * 1024 * 1024  # index.json: every tag, alias record and referrer index
+_BLOB_NAME = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Collected:
+    """What ``collect_garbage`` removed, and the unreferenced blobs it left for being too new."""
+
+    blobs: int = 0
+    bytes: int = 0
+    young: int = 0
+    young_bytes: int = 0
 
 
 def _read_at_most(path: Path, limit: int) -> bytes:
@@ -215,11 +228,11 @@ class LayoutStore:
             return False
 
     def push_blob(self, source: BlobSource, progress: Progress) -> bool:
-        if self.blob_exists(source.descriptor):
+        dest = self._blob_path(source.descriptor.digest)
+        if self.blob_exists(source.descriptor) and self._reuse(dest):
             progress.finish(source.name, skipped=True)
             return False
         progress.start(source.name, source.descriptor.size)
-        dest = self._blob_path(source.descriptor.digest)
         write_verified(
             iter_source(source), dest, source.descriptor, progress, source.name, self.display
         )
@@ -273,7 +286,7 @@ class LayoutStore:
         require_manifest_size(data, f"{self.display}{':' + tag if tag else ''}")
         digest = sha256_digest(data)
         blob = self._blob_path(digest)
-        if not blob.exists():
+        if not self._reuse(blob):
             self._atomic_write(blob, data)
         if tag is None:
             return digest
@@ -291,6 +304,125 @@ class LayoutStore:
             )
             self._atomic_write(self.root / "index.json", self._index_bytes(entries))
         return digest
+
+    def _reuse(self, blob: Path) -> bool:
+        """Whether ``blob`` is there; if so its time is refreshed, under the layout's lock, so
+        a ``collect_garbage`` running meanwhile spares it (it only removes blobs older than its
+        cutoff, and holds the same lock from its index read to its last removal)."""
+        try:
+            with self._locked():
+                os.utime(blob)
+            return True
+        except FileNotFoundError:
+            return False
+        except OSError:  # a read-only layout: nothing collects garbage there either
+            return blob.is_file()
+
+    def delete_manifest(self, digest: str) -> None:
+        """Remove every index.json entry (tag) naming ``digest``: one atomic write under the lock.
+
+        The blobs stay until ``collect_garbage`` (like a registry's garbage collection), so a
+        delete interrupted at any point leaves a readable layout.
+        """
+        self._blob_path(digest)  # a well-formed digest, or InputError
+        with self._locked():
+            entries = self._entries()
+            remaining = [e for e in entries if e.get("digest") != digest]
+            if len(remaining) != len(entries):
+                self._atomic_write(self.root / "index.json", self._index_bytes(remaining))
+
+    def _references(self, digest: str) -> tuple[list[str], list[str]]:
+        """``(blobs, manifests)`` a manifest or index names; ([], []) when it is absent."""
+        where = f"{self.display}@{digest}"
+        try:
+            data = _read_at_most(self._blob_path(digest), MAX_MANIFEST_BYTES)
+        except FileNotFoundError:
+            return [], []
+        except OSError as exc:
+            raise LayoutUnreadable(
+                f"{where}: unreadable ({exc.strerror or type(exc).__name__}); no blob was "
+                "removed, since what it references is unknown"
+            ) from None
+        try:
+            doc = json_bounds.parse(data, max_bytes=MAX_MANIFEST_BYTES)
+        except JSONRefused as exc:
+            raise LayoutUnreadable(
+                f"{where}: the manifest {exc.problem}; no blob was removed, since what it "
+                "references is unknown; repair or remove the entry naming it in index.json"
+            ) from None
+        if not isinstance(doc, dict):
+            return [], []
+        blobs: list[str] = []
+        for key in ("config", "layers", "blobs"):
+            raw = doc.get(key)
+            for item in raw if isinstance(raw, list) else [raw]:
+                if isinstance(item, dict) and isinstance(item.get("digest"), str):
+                    blobs.append(item["digest"])
+        raw_children = doc.get("manifests")
+        children = [
+            item["digest"]
+            for item in (raw_children if isinstance(raw_children, list) else [])
+            if isinstance(item, dict) and isinstance(item.get("digest"), str)
+        ]
+        return blobs, children
+
+    def _reachable(self) -> set[str]:
+        """Every digest index.json reaches: its manifests, their blobs, an index's manifests
+        (referrer indexes included), transitively. A manifest's ``subject`` keeps nothing."""
+        seen: set[str] = set()
+        stack = [e["digest"] for e in self._entries() if isinstance(e.get("digest"), str)]
+        while stack:
+            digest = stack.pop()
+            if digest in seen:
+                continue
+            seen.add(digest)
+            if not DIGEST_RE.match(digest):
+                continue  # another algorithm: not in blobs/sha256, never collected
+            blobs, children = self._references(digest)
+            seen.update(blobs)
+            stack.extend(children)
+        return seen
+
+    def collect_garbage(self, cutoff: float) -> Collected:
+        """Remove the blobs nothing in index.json reaches and last written before ``cutoff``.
+
+        The rule that keeps a concurrent publish safe: a publisher writes (or, for a blob it
+        reuses, touches under the lock) every blob before it writes the manifest and then
+        index.json, so a blob it needs is either reachable or newer than the cutoff (the
+        prune's start minus its grace). The lock is held from the index read to the last
+        removal. Interrupted, it leaves only unreachable blobs behind for the next run.
+        """
+        folder = self.root / "blobs" / "sha256"
+        removed = freed = young = young_bytes = 0
+        with self._locked():
+            reachable = self._reachable()
+            try:
+                entries = list(os.scandir(folder))
+            except FileNotFoundError:
+                return Collected()
+            for entry in entries:
+                if not _BLOB_NAME.fullmatch(entry.name) or f"sha256:{entry.name}" in reachable:
+                    continue
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    if info.st_mtime >= cutoff:
+                        young += 1
+                        young_bytes += info.st_size
+                        continue
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise InputError(
+                        f"{self.display}: cannot remove blob sha256:{entry.name} "
+                        f"({exc.strerror or type(exc).__name__}); {removed} blob(s) were "
+                        "removed before; fix the permissions and rerun"
+                    ) from None
+                removed += 1
+                freed += info.st_size
+        return Collected(removed, freed, young, young_bytes)
 
     def tags(self) -> list[str]:
         out = []

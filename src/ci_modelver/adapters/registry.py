@@ -31,9 +31,35 @@ from ci_modelver.core.modelpack import (
     Descriptor,
     sha256_digest,
 )
-from ci_modelver.errors import InputError, IntegrityError, RemoteError, TooSlow
+from ci_modelver.errors import (
+    DeleteUnsupported,
+    InputError,
+    IntegrityError,
+    RemoteError,
+    TooSlow,
+)
 
 _TRANSIENT_MANIFEST_ERRORS = {"DIGEST_INVALID", "BLOB_UNKNOWN", "MANIFEST_BLOB_UNKNOWN"}
+_DOCKER_HUB = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+
+
+def delete_advice(host: str) -> str:
+    """How a registry that refuses OCI manifest deletes deletes instead."""
+    if host == "ghcr.io":
+        return (
+            "GHCR deletes through GitHub's REST Packages API (package versions), which "
+            "'ci-modelver prune' uses for ghcr.io repositories"
+        )
+    if host in _DOCKER_HUB:
+        return (
+            "Docker Hub deletes tags in its web UI (the repository's Tags tab) or with the Hub "
+            "API (DELETE https://hub.docker.com/v2/repositories/NAMESPACE/REPOSITORY/tags/TAG/)"
+        )
+    return (
+        "enable deletes in the registry's configuration (CNCF distribution / docker-registry: "
+        "'storage: delete: enabled: true', then restart it; Harbor, Zot, ECR and ACR have their "
+        "own setting or API)"
+    )
 
 
 def _content_length(reply: Reply) -> int | None:
@@ -422,6 +448,35 @@ class RegistryStore:
                     raise RemoteError(f"{what}: {describe_error(reply)}")
             time.sleep(0.2 * attempt)
         return digest
+
+    def delete_manifest(self, digest: str) -> None:
+        """``DELETE /v2/<name>/manifests/<digest>``: 202 deleted, 404 already gone.
+
+        The registry also drops every tag naming the manifest; its blobs stay until the
+        registry's own garbage collection. 405 or UNSUPPORTED: DeleteUnsupported, naming how
+        this registry deletes instead.
+        """
+        what = f"DELETE {self.display}@{digest}"
+        if self.http.host == "ghcr.io":
+            raise DeleteUnsupported(f"{what}: {delete_advice(self.http.host)}")
+        with self.http.request(
+            "DELETE",
+            self._manifest_url(digest),
+            scope=f"repository:{self.path}:pull,push,delete",
+            ok=(200, 202, 204),
+            allow=(400, 404, 405),
+            what=what,
+        ) as reply:
+            status, code = reply.status_code, _error_code(reply)
+            if status == 404 and code not in ("", "MANIFEST_UNKNOWN", "NAME_UNKNOWN"):
+                raise RemoteError(f"{what}: {describe_error(reply)}")
+            if status == 405 or code == "UNSUPPORTED":
+                raise DeleteUnsupported(
+                    f"{what}: {self.http.host} does not delete manifests through the OCI API "
+                    f"({describe_error(reply)}); {delete_advice(self.http.host)}"
+                )
+            if status == 400:
+                raise RemoteError(f"{what}: {describe_error(reply)}")
 
     def tags(self) -> list[str]:
         url: str | None = f"/v2/{self.path}/tags/list?n=1000"

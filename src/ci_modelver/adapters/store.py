@@ -165,6 +165,12 @@ class Store(Protocol):
 
     def tags(self) -> list[str]: ...
 
+    def delete_manifest(self, digest: str) -> None:
+        """Delete a manifest by digest, and with it every tag naming it; a manifest that is
+        already gone is no error. Blob space comes back only in the store's own garbage
+        collection (a registry's ``garbage-collect``, a layout's ``collect_garbage``)."""
+        ...
+
     def transfer_stats(self) -> dict[str, int]:
         """Requests and retries so far (zero for local stores)."""
         ...
