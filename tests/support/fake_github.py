@@ -1,7 +1,9 @@
-"""A stateful fake of GitHub's REST API for pull-request comment tests.
+"""A stateful fake of GitHub's REST API for pull-request comment and package-version tests.
 
-It serves the few endpoints a sticky-comment poster needs, on a free 127.0.0.1 port, with the
-status codes, error bodies, headers and pagination of the real API. Every request and response is
+It serves the few endpoints a sticky-comment poster needs, and the container package versions of
+organizations and users (listed page by page, deleted by id, GitHub's last-version rule, scope and
+admin refusals), on a free 127.0.0.1 port, with the status codes, error bodies, headers and
+pagination of the real API. Every request and response is
 checked against GitHub's OpenAPI description; what does not conform lands in ``violations``.
 
 Faults (``answer_with``, ``rate_limit``, ``stall``, ``lose_answer``, ``drop_request``) make it
@@ -39,6 +41,7 @@ MAX_PER_PAGE = 100
 API_VERSION = "2022-11-28"
 RATE_LIMIT = 5000
 DOCS = "https://docs.github.com/rest"
+PACKAGE_TYPES = ("npm", "maven", "rubygems", "docker", "nuget", "container")
 
 NOT_ACCESSIBLE = "Resource not accessible by integration"
 NOT_ACCESSIBLE_PAT = "Resource not accessible by personal access token"
@@ -52,6 +55,19 @@ PRIMARY_RATE_LIMIT_MESSAGE = (
     "help, please include the request ID FAKE:0001."
 )
 RATE_LIMIT_DOCS = "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api"
+# GitHub's words for package versions.
+READ_PACKAGES_REFUSED = "You need at least read:packages scope to get a package's versions."
+DELETE_PACKAGES_REFUSED = (
+    "You need at least delete:packages and read:packages scopes to delete a package version."
+)
+PACKAGE_NOT_FOUND = "Package not found."
+PACKAGE_VERSION_NOT_FOUND = "Package version not found."
+LAST_VERSION_MESSAGE = (
+    "You cannot delete the last version of a package. You must delete the package instead."
+)
+LAST_TAGGED_VERSION_MESSAGE = (
+    "You cannot delete the last tagged version of a package. You must delete the package instead."
+)
 # Statuses GitHub sends on any endpoint although its OpenAPI description does not list them
 # everywhere; injected answers with them are checked as basic errors (a JSON 'message').
 ANY_ENDPOINT_STATUSES = frozenset({401, 403, 404, 429, 500, 502, 503, 504})
@@ -74,6 +90,7 @@ class Identity:
     type: str  # "User", "Bot" or "Organization"
     can_write: bool = True
     user_endpoint: bool = True  # False: GET /user answers 403, as for installation tokens
+    packages: str = "delete"  # "none", "read" or "delete": what it may do to packages
 
 
 @dataclass
@@ -143,6 +160,35 @@ class Comment:
     created_at: str
     updated_at: str
     author_association: str = "NONE"
+
+
+@dataclass
+class PackageVersion:
+    """One version of a container package: its name is the manifest digest."""
+
+    id: int
+    name: str
+    tags: list[str]
+    created_at: str
+    updated_at: str
+    deleted_at: str | None = None
+
+
+@dataclass
+class Package:
+    """A container package of an organization or a user (``name`` may hold '/')."""
+
+    owner: str
+    name: str
+    id: int
+    owner_type: str  # "Organization" or "User"
+    # Who may delete its versions (None: any token allowed to delete packages). Anyone else
+    # gets GitHub's 404 "Package not found." on DELETE, although the versions can be listed.
+    admins: frozenset[str] | None = None
+    versions: list[PackageVersion] = field(default_factory=list)
+
+    def active(self) -> list[PackageVersion]:
+        return [v for v in self.versions if v.deleted_at is None]
 
 
 @dataclass(frozen=True)
@@ -233,6 +279,11 @@ class _ApiError(Exception):
         self.message = message
         self.headers = dict(headers or {})
         self.extra = extra
+
+
+class _UndocumentedError(_ApiError):
+    """An answer GitHub sends with a status its description does not list for the operation
+    (the 400 for a package's last version): its body is checked as a basic error."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,6 +416,9 @@ class FakeGitHub:
         self._issue_ids = itertools.count(2_100_000_001)
         self._pull_ids = itertools.count(1_800_000_001)
         self._comment_ids = itertools.count(2_500_000_001)
+        self._packages: dict[tuple[str, str], Package] = {}
+        self._package_ids = itertools.count(40_000_001)
+        self._package_version_ids = itertools.count(300_000_001)
         self._clock = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
         self._rate_reset = int(self._clock.timestamp()) + 3600
         self._server: _Server | None = None
@@ -373,13 +427,18 @@ class FakeGitHub:
         self.faults: list[Fault] = []
         self.dropped: list[tuple[str, str]] = []  # requests closed before they were handled
         self._stopping = threading.Event()
-        self._fault_checker: OpenAPIChecker | None = None
+        self._implicit_checkers: dict[frozenset[int], OpenAPIChecker] = {}
 
         self._register_user(self.BOT_LOGIN, "Bot", user_id=self.BOT_ID)
         self._register_user("octocat", "User", user_id=583231)
         self.add_token(self.INSTALLATION_TOKEN, self.BOT_LOGIN, type="Bot", user_endpoint=False)
         self.add_token(
-            self.READONLY_TOKEN, self.BOT_LOGIN, type="Bot", can_write=False, user_endpoint=False
+            self.READONLY_TOKEN,
+            self.BOT_LOGIN,
+            type="Bot",
+            can_write=False,
+            user_endpoint=False,
+            packages="read",
         )
         self.add_token(self.PERSONAL_TOKEN, "octocat", type="User")
 
@@ -454,12 +513,18 @@ class FakeGitHub:
         type: str = "User",
         can_write: bool = True,
         user_endpoint: bool = True,
+        packages: str = "delete",
     ) -> Identity:
-        """Make ``token`` act as ``login``; ``type`` is "User" or "Bot"."""
+        """Make ``token`` act as ``login``; ``type`` is "User" or "Bot"; ``packages`` is what
+        it may do to packages: "none", "read" (read:packages) or "delete" (delete:packages)."""
         if type not in ("User", "Bot"):
             raise ValueError(f"type must be 'User' or 'Bot', not {type!r}")
+        if packages not in ("none", "read", "delete"):
+            raise ValueError(f"packages must be 'none', 'read' or 'delete', not {packages!r}")
         user = self._register_user(login, type)
-        identity = Identity(login, user.id, user.node_id, user.type, can_write, user_endpoint)
+        identity = Identity(
+            login, user.id, user.node_id, user.type, can_write, user_endpoint, packages
+        )
         with self._lock:
             self._tokens[token] = identity
         return identity
@@ -601,6 +666,66 @@ class FakeGitHub:
         self._issues[(owner, repo, number)].updated_at = now
         return comment
 
+    def add_package(
+        self,
+        owner: str,
+        name: str,
+        *,
+        owner_type: str = "Organization",
+        admins: set[str] | frozenset[str] | None = None,
+    ) -> Package:
+        """The container package ``name`` of ``owner`` (an "Organization" or a "User"),
+        returned as is when it exists; ``admins``: who may delete its versions (None: any
+        token allowed to delete packages)."""
+        if owner_type not in ("Organization", "User"):
+            raise ValueError(f"owner_type must be 'Organization' or 'User', not {owner_type!r}")
+        with self._lock:
+            user = self._register_user(owner, owner_type)
+            if user.type != owner_type:
+                raise ValueError(f"{owner} is a {user.type}, not a {owner_type}")
+            existing = self._packages.get((owner, name))
+            if existing is not None:
+                return existing
+            package = Package(
+                owner,
+                name,
+                next(self._package_ids),
+                owner_type,
+                frozenset(admins) if admins is not None else None,
+            )
+            self._packages[(owner, name)] = package
+            return package
+
+    def add_package_version(
+        self,
+        owner: str,
+        name: str,
+        digest: str,
+        tags: list[str] | tuple[str, ...] = (),
+        *,
+        owner_type: str = "Organization",
+    ) -> PackageVersion:
+        """Seed a version (named by its manifest digest) of container package owner/name."""
+        with self._lock:
+            package = self.add_package(owner, name, owner_type=owner_type)
+            if any(v.name == digest and v.deleted_at is None for v in package.versions):
+                raise ValueError(f"{owner}/{name} already has a version {digest}")
+            now = self._tick()
+            version = PackageVersion(next(self._package_version_ids), digest, list(tags), now, now)
+            package.versions.append(version)
+            return version
+
+    def package_versions(
+        self, owner: str, name: str, *, deleted: bool = False
+    ) -> list[PackageVersion]:
+        """Copies of the active (or the deleted) versions of owner/name, newest first."""
+        with self._lock:
+            package = self._packages.get((owner, name))
+            if package is None:
+                return []
+            found = [v for v in package.versions if (v.deleted_at is not None) == deleted]
+            return [copy.deepcopy(v) for v in sorted(found, key=lambda v: -v.id)]
+
     # -- faults --
 
     def _add_fault(self, fault: Fault) -> Fault:
@@ -712,7 +837,7 @@ class FakeGitHub:
             return issue
 
     def _fault_for(self, method: str, raw_path: str) -> Fault | None:
-        path = urllib.parse.unquote(urllib.parse.urlsplit(raw_path).path)
+        path = _decode_path(urllib.parse.urlsplit(raw_path).path)  # as routed: %2F kept
         if self.prefix and (path == self.prefix or path.startswith(self.prefix + "/")):
             path = path[len(self.prefix) :]
         with self._lock:
@@ -730,15 +855,17 @@ class FakeGitHub:
         """A fault's wait: at most ``seconds``, cut short by ``stop()``."""
         self._stopping.wait(seconds if seconds is not None else 0)
 
-    def _checker_for(self, status: int, injected: bool) -> OpenAPIChecker:
-        if not injected or status not in ANY_ENDPOINT_STATUSES:
+    def _checker_for(self, status: int, implicit: frozenset[int]) -> OpenAPIChecker:
+        """The checker for an answer whose status may be one the operation does not document
+        (``implicit``: checked as a basic error then)."""
+        if status not in implicit:
             return self.checker
         with self._lock:
-            if self._fault_checker is None:
-                self._fault_checker = OpenAPIChecker(
-                    self.checker.document, implicit_error_statuses=ANY_ENDPOINT_STATUSES
+            if implicit not in self._implicit_checkers:
+                self._implicit_checkers[implicit] = OpenAPIChecker(
+                    self.checker.document, implicit_error_statuses=implicit
                 )
-            return self._fault_checker
+            return self._implicit_checkers[implicit]
 
     # -- inspection --
 
@@ -1127,6 +1254,11 @@ class FakeGitHub:
             ("GET", repo + r"/issues/comments/(?P<comment_id>\d+)", self._get_comment),
             ("PATCH", repo + r"/issues/comments/(?P<comment_id>\d+)", self._update_comment),
         ]
+        package = r"/packages/(?P<package_type>[^/]+)/(?P<package_name>[^/]+)"
+        version = package + r"/versions/(?P<package_version_id>\d+)"
+        for owner in (r"/orgs/(?P<org>[^/]+)", r"/users/(?P<username>[^/]+)", r"/user"):
+            table.append(("GET", owner + package + "/versions", self._list_package_versions))
+            table.append(("DELETE", owner + version, self._delete_package_version))
         return [(m, re.compile(f"^{p}$"), h) for m, p, h in table]
 
     def _canonical_path(self, path: str) -> str:
@@ -1156,7 +1288,7 @@ class FakeGitHub:
         fault: Fault | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         split = urllib.parse.urlsplit(raw_path)
-        full_path = urllib.parse.unquote(split.path)
+        full_path = _decode_path(split.path)
         query_lists = urllib.parse.parse_qs(split.query, keep_blank_values=True)
         query: dict[str, str | list[str]] = {
             k: v[0] if len(v) == 1 else v for k, v in query_lists.items()
@@ -1186,6 +1318,7 @@ class FakeGitHub:
         else:
             problems += self.checker.check_request(method, path, query, body)
         request = _Request(method, path, query, lower, body, identity, token)
+        implicit: frozenset[int] = frozenset()  # statuses checked as basic errors here
 
         try:
             if token and identity is None:
@@ -1199,26 +1332,14 @@ class FakeGitHub:
                 raise _ApiError(fault.status, fault.body["message"], headers=fault.headers, **extra)
             response = self._route(request, problems)
         except _ApiError as error:
-            response = _Response(
-                error.status,
-                {
-                    "message": error.message,
-                    "documentation_url": self._doc_url(method, path),
-                    **error.extra,
-                    "status": str(error.status),
-                },
-                dict(error.headers),
-            )
-            if error.status == 403 and identity is not None and method != "GET":
-                response.headers["X-Accepted-GitHub-Permissions"] = (
-                    "issues=write; pull_requests=write"
-                )
+            response = self._error_response(request, error)
+            implicit = _implicit_statuses(error, fault)
         except Exception as error:  # a bug in the fake: answer 500 and make the test fail
             problems.append(f"FakeGitHub crashed: {error!r}")
             response = _Response(500, {"message": "Server Error", "documentation_url": DOCS})
 
         if in_prefix and self.checker.operation_id(method, path) is not None:
-            checker = self._checker_for(response.status, fault is not None)
+            checker = self._checker_for(response.status, implicit)
             problems += checker.check_response(method, path, response.status, response.body)
         payload = b"" if response.body is None else json.dumps(response.body).encode()
         out_headers = self._headers(request, response)
@@ -1239,6 +1360,26 @@ class FakeGitHub:
             )
             self.violations.extend(f"{method} {raw_path}: {problem}" for problem in problems)
         return response.status, out_headers, payload
+
+    def _error_response(self, request: _Request, error: _ApiError) -> _Response:
+        response = _Response(
+            error.status,
+            {
+                "message": error.message,
+                "documentation_url": self._doc_url(request.method, request.path),
+                **error.extra,
+                "status": str(error.status),
+            },
+            dict(error.headers),
+        )
+        if error.status == 403 and request.identity is not None and request.method != "GET":
+            wanted = (
+                "packages=write"
+                if "/packages/" in request.path
+                else ("issues=write; pull_requests=write")
+            )
+            response.headers.setdefault("X-Accepted-GitHub-Permissions", wanted)
+        return response
 
     def _route(self, request: _Request, problems: list[str]) -> _Response:
         for method, pattern, handler in self._routes:
@@ -1276,7 +1417,10 @@ class FakeGitHub:
             "Vary": "Accept, Authorization, Cookie, X-GitHub-OTP",
         }
         if request.identity is not None and request.identity.type == "User":
-            headers["X-OAuth-Scopes"] = "repo"
+            headers["X-OAuth-Scopes"] = {
+                "read": "read:packages, repo",
+                "delete": "delete:packages, read:packages, repo, write:packages",
+            }.get(request.identity.packages, "repo")
         headers.update(response.headers)
         return headers
 
@@ -1413,6 +1557,126 @@ class FakeGitHub:
         comment.body = self._comment_body(request)
         comment.updated_at = self._tick()
         return _Response(200, self._comment_json(comment))
+
+    # -- package endpoints (called with the lock held) --
+
+    def _package_owner(self, request: _Request, params: dict[str, str]) -> tuple[str, str]:
+        """(login, "Organization"/"User") that the path names; 404 when it names no such owner."""
+        assert request.identity is not None
+        if "org" in params:
+            record = self._users.get(params["org"])
+            if record is None or record.type != "Organization":
+                raise _ApiError(404, "Not Found")
+            return record.login, "Organization"
+        if "username" in params:
+            record = self._users.get(params["username"])
+            if record is None or record.type != "User":
+                raise _ApiError(404, "Not Found")
+            return record.login, "User"
+        if not request.identity.user_endpoint:  # an installation token has no user
+            raise _ApiError(403, NOT_ACCESSIBLE)
+        return request.identity.login, "User"
+
+    def _require_package(self, request: _Request, params: dict[str, str]) -> Package:
+        owner, owner_type = self._package_owner(request, params)
+        name = urllib.parse.unquote(params["package_name"])
+        package = self._packages.get((owner, name))
+        if params["package_type"] != "container" or package is None:
+            raise _ApiError(404, PACKAGE_NOT_FOUND)
+        if package.owner_type != owner_type:
+            raise _ApiError(404, PACKAGE_NOT_FOUND)
+        return package
+
+    @staticmethod
+    def _scope_refusal(request: _Request, message: str, permission: str) -> _ApiError:
+        assert request.identity is not None
+        headers = {"X-Accepted-GitHub-Permissions": f"packages={permission}"}
+        if request.identity.type == "User":
+            headers["X-Accepted-OAuth-Scopes"] = (
+                "delete:packages, read:packages" if permission == "write" else "read:packages"
+            )
+        return _ApiError(403, message, headers=headers)
+
+    def _list_package_versions(self, request: _Request, params: dict[str, str]) -> _Response:
+        assert request.identity is not None
+        if request.identity.packages == "none":
+            raise self._scope_refusal(request, READ_PACKAGES_REFUSED, "read")
+        package = self._require_package(request, params)
+        deleted = request.query.get("state") == "deleted"
+        versions = [v for v in package.versions if (v.deleted_at is not None) == deleted]
+        versions.sort(key=lambda v: (v.updated_at, v.id), reverse=True)  # GitHub: newest first
+        per_page = _int_param(request.query.get("per_page"), DEFAULT_PER_PAGE)
+        per_page = DEFAULT_PER_PAGE if per_page < 1 else min(per_page, MAX_PER_PAGE)
+        page = max(_int_param(request.query.get("page"), 1), 1)
+        chunk = versions[(page - 1) * per_page : page * per_page]
+        last = max((len(versions) + per_page - 1) // per_page, 1)
+        response = _Response(200, [self._package_version_json(package, v) for v in chunk])
+        owner_path = request.path.split("/packages/", 1)[0]
+        quoted = urllib.parse.quote(package.name, safe="")
+        link_base = f"{self.base_url}{owner_path}/packages/container/{quoted}/versions"
+        link = _link_header(link_base, request.query, page, last)
+        if link:
+            response.headers["Link"] = link
+        return response
+
+    def _delete_package_version(self, request: _Request, params: dict[str, str]) -> _Response:
+        assert request.identity is not None
+        if request.identity.packages != "delete":
+            raise self._scope_refusal(request, DELETE_PACKAGES_REFUSED, "write")
+        package = self._require_package(request, params)
+        if package.admins is not None and request.identity.login not in package.admins:
+            # GitHub hides a package from a token that may not administer it.
+            raise _ApiError(404, PACKAGE_NOT_FOUND)
+        version_id = int(params["package_version_id"])
+        active = package.active()
+        version = next((v for v in active if v.id == version_id), None)
+        if version is None:
+            raise _ApiError(404, PACKAGE_VERSION_NOT_FOUND)
+        if len(active) == 1:
+            raise _UndocumentedError(400, LAST_VERSION_MESSAGE)
+        if version.tags and sum(1 for v in active if v.tags) == 1:
+            raise _UndocumentedError(400, LAST_TAGGED_VERSION_MESSAGE)
+        version.deleted_at = version.updated_at = self._tick()
+        return _Response(204)
+
+    def _package_version_json(self, package: Package, version: PackageVersion) -> dict[str, Json]:
+        quoted = urllib.parse.quote(package.name, safe="")
+        if package.owner_type == "Organization":
+            api = f"{self.base_url}/orgs/{package.owner}/packages/container/{quoted}"
+            html = f"{self.root_url}/orgs/{package.owner}/packages/container"
+        else:
+            api = f"{self.base_url}/users/{package.owner}/packages/container/{quoted}"
+            html = f"{self.root_url}/users/{package.owner}/packages/container"
+        data: dict[str, Json] = {
+            "id": version.id,
+            "name": version.name,
+            "url": f"{api}/versions/{version.id}",
+            "package_html_url": f"{html}/package/{quoted}",
+            "created_at": version.created_at,
+            "updated_at": version.updated_at,
+            "html_url": f"{html}/{quoted}/{version.id}",
+            "metadata": {"package_type": "container", "container": {"tags": list(version.tags)}},
+        }
+        if version.deleted_at is not None:
+            data["deleted_at"] = version.deleted_at
+        return data
+
+
+def _implicit_statuses(error: _ApiError, fault: Fault | None) -> frozenset[int]:
+    """Statuses of an error answer to check as basic errors when the operation does not list
+    them: any of GitHub's everywhere-statuses for an injected fault, GitHub's own undocumented
+    status for the answer that has one."""
+    if fault is not None:
+        return ANY_ENDPOINT_STATUSES
+    if isinstance(error, _UndocumentedError):
+        return frozenset({error.status})
+    return frozenset()
+
+
+def _decode_path(raw: str) -> str:
+    """The path with each segment percent-decoded, an encoded '/' kept as %2F: a package name
+    such as models/churn travels as one segment, models%2Fchurn, as GitHub wants it."""
+    return "/".join(urllib.parse.unquote(segment).replace("/", "%2F") for segment in raw.split("/"))
 
 
 def _token_from(authorization: str) -> str | None:
