@@ -30,9 +30,10 @@ connection or a 5xx answer the versions are listed again, and a version no longe
 deleted. A rate-limit answer refused the DELETE, so it is sent again after the wait.
 
 Answers: GitHub's 400 for a package's last (tagged) version, which it deletes only with the whole
-package, is a GitHubError of kind ``last-version`` (:data:`LAST_VERSION`); 401, 403 and a 404 for a version that
-is still listed (GitHub hides a package from a token that may read it but not administer it) say
-which token, scope or role is missing. GitHub's words are shown scrubbed of any credential.
+package, is a GitHubError of kind ``last-version`` (:data:`LAST_VERSION`); 401, 403 and a 404 for
+a version that is still listed (GitHub hides a package from a token that may read it but not
+administer it) say which token, scope or role is missing. GitHub's words are shown scrubbed of
+any credential.
 
 PyGithub (2.x) has no Packages API, so this speaks plain ``requests``.
 """
