@@ -8,6 +8,7 @@ Bytes are counted by a TCP proxy in front of the registry, not taken from what c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -144,7 +145,7 @@ def test_registry_to_registry_keeps_every_referrer(
 
 
 def test_air_gapped_registry_to_disk_to_registry(
-    registry: Registry, second_registry: Registry, tmp_path: Path, key: KeyPair
+    registry: Registry, second_registry: Registry, tmp_path: Path, key: KeyPair, skopeo: str
 ) -> None:
     env = base_env(tmp_path / "home")
     src = registry.repo(f"copy/{_name()}")
@@ -154,6 +155,13 @@ def test_air_gapped_registry_to_disk_to_registry(
     out = _copy(f"{src}:production", disk, env)  # an alias names the version it points at
     assert out["versions"][0]["digest"] == digest and out["versions"][0]["version"] == "1.0.0"
     _check_destination(disk, digest, key, env)
+    raw = subprocess.run(
+        [skopeo, "inspect", "--raw", f"{disk}:1.0.0"],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == digest  # another client agrees
     back = _copy(f"{disk}:1.0.0", dst, env)
     assert back["versions"][0]["status"] == "copied"
     _check_destination(dst, digest, key, env)
