@@ -428,3 +428,65 @@ def test_a_publish_during_a_layout_prune_keeps_every_blob_it_needs(tmp_path: Pat
         if round_ == 0:
             # 1.0.0 is gone after the first round; later rounds re-publish its weights only
             assert "1.0.0" not in LayoutStore(root, create=False).tags()
+
+
+# --- ghcr.io: deletion through GitHub's Packages API --------------------------------------------
+
+
+def test_ghcr_deletes_package_versions_through_the_github_api(
+    registry: Registry, tmp_path: Path, fake_github: Any
+) -> None:
+    """A local registry holds the content (as ghcr.io would); the deletes go to GitHub's
+    Packages API (the fake, checked against GitHub's OpenAPI description)."""
+    from ci_modelver.commands.prune import prune
+    from ci_modelver.core.retention import Rules
+
+    repo = registry.repo(f"ghcr/r{uuid.uuid4().hex[:12]}")
+    env = base_env(tmp_path / "home")
+    digests = {v: publish(repo, tmp_path, env, v, 1024) for v in VERSIONS[:3]}
+    metrics = tmp_path / "later.json"
+    metrics.write_text('{"holdout": {"accuracy": 0.9}}')
+    attached = ok(
+        run_cli("attach", f"{repo}:1.0.0", "--metrics", str(metrics), "--format", "json", env=env)
+    )
+    store = store_of(repo, tmp_path)
+    # Every manifest of the repository is a package version of acme/models on GitHub.
+    for tag in store.tags():
+        found = store.find_manifest(tag)
+        assert found is not None
+        fake_github.add_package_version("acme", "models", found[1], [tag])
+    fake_github.add_package_version("acme", "models", attached["record"])
+    fake_github.add_token("ghp_prune", "release-bot")
+    settings = Settings.build(
+        {"MODELVER_GITHUB_TOKEN": "ghp_prune", "GITHUB_API_URL": fake_github.base_url},
+        cwd=tmp_path,
+    )
+    result = prune("ghcr.io/acme/models", settings, Rules(keep_last=1), yes=True, store=store)
+    assert [d.version for d in result.plan.decisions if not d.keep] == ["1.0.0", "1.1.0"]
+    assert result.done.to_json() == {"manifests": 2, "referrers": 1, "indexes": 1}
+    deleted = {v.name for v in fake_github.package_versions("acme", "models", deleted=True)}
+    fallback = store.find_manifest(referrers_tag(digests["1.0.0"]))
+    assert fallback is not None
+    assert deleted == {digests["1.0.0"], digests["1.1.0"], attached["record"], fallback[1]}
+    active = {v.name for v in fake_github.package_versions("acme", "models")}
+    assert digests["1.2.0"] in active
+    # Nothing went through the OCI API: the registry still has everything.
+    assert store.find_manifest(digests["1.0.0"]) is not None
+
+
+def test_ghcr_without_a_token_deletes_nothing(registry: Registry, tmp_path: Path) -> None:
+    from ci_modelver.commands.prune import prune
+    from ci_modelver.core.retention import Rules
+    from ci_modelver.errors import InputError
+
+    repo = registry.repo(f"ghcr/r{uuid.uuid4().hex[:12]}")
+    env = base_env(tmp_path / "home")
+    for version in VERSIONS[:2]:
+        publish(repo, tmp_path, env, version, 1024)
+    store = store_of(repo, tmp_path)
+    settings = Settings.build({}, cwd=tmp_path)
+    dry = prune("ghcr.io/acme/models", settings, Rules(keep_last=1), yes=False, store=store)
+    assert dry.plan.counts()["versions"] == 1  # a dry run needs no token
+    with pytest.raises(InputError, match="MODELVER_GITHUB_TOKEN or GITHUB_TOKEN"):
+        prune("ghcr.io/acme/models", settings, Rules(keep_last=1), yes=True, store=store)
+    assert "1.0.0" in store.tags()

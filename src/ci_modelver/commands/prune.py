@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any
 
+from ci_modelver.adapters.github_packages import PackageVersions
 from ci_modelver.adapters.inventory_scan import scan
 from ci_modelver.adapters.layout import Collected, LayoutStore
 from ci_modelver.adapters.store import Store
@@ -174,23 +174,10 @@ def prune(
     return PruneResult(ref, plan, False, registry, done, collected)
 
 
-class _PackageVersions(Protocol):
-    def delete_version(self, digest: str) -> bool: ...
-
-
-def _package_versions(ref: Reference, settings: Settings) -> _PackageVersions:
-    """GitHub's Packages API client for a ghcr.io repository (adapters/github_packages.py)."""
-    module = importlib.import_module("ci_modelver.adapters.github_packages")
-    versions: _PackageVersions = module.PackageVersions.for_repository(
-        ref.path, settings.env, timeout=settings.timeout
-    )
-    return versions
-
-
 def _deleter(ref: Reference, store: Store, settings: Settings) -> Callable[[str], None]:
     """How a manifest is deleted here: GitHub's Packages API on ghcr.io, else the store."""
     if ref.kind == "registry" and ref.host == GHCR:
-        versions = _package_versions(ref, settings)
+        versions = PackageVersions.for_repository(ref.path, settings.env, timeout=settings.timeout)
 
         def delete(digest: str) -> None:
             versions.delete_version(digest)  # False: already gone, which is as good
