@@ -213,6 +213,7 @@ def test_a_fallback_index_whose_version_is_gone_is_deleted_with_its_referrers() 
         (Rules(keep_last=-1), "--keep-last must be 0 or more"),
         (Rules(newer_than_days=-2.0), "--keep-newer-than must be 0 or more"),
         (Rules(newer_than_days=float("nan")), "--keep-newer-than must be 0 or more"),
+        (Rules(newer_than_days=float("inf")), "at most 100000"),
         (Rules(keep_last=1, protect_rollback=-1), "--protect-rollback must be 0 or more"),
         (Rules(patterns=("",)), "--keep needs a pattern"),
     ],

@@ -28,6 +28,7 @@ from ci_modelver.core.modelpack import ANN_CREATED
 from ci_modelver.errors import InputError
 
 DEFAULT_PROTECT_ROLLBACK = 3
+MAX_DAYS = 100_000  # about 270 years; beyond it the time arithmetic overflows
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,10 @@ class Rules:
         """InputError for a negative number, or for no rule at all (everything would go)."""
         if self.keep_last is not None and self.keep_last < 0:
             raise InputError(f"prune: --keep-last must be 0 or more, got {self.keep_last}")
-        if self.newer_than_days is not None and not self.newer_than_days >= 0:
+        if self.newer_than_days is not None and not 0 <= self.newer_than_days <= MAX_DAYS:
             raise InputError(
-                f"prune: --keep-newer-than must be 0 or more days, got {self.newer_than_days:g}"
+                f"prune: --keep-newer-than must be 0 or more days (at most {MAX_DAYS}), got "
+                f"{self.newer_than_days:g}"
             )
         if self.protect_rollback < 0:
             raise InputError(
