@@ -240,3 +240,30 @@ def test_storage_of_a_layout_where_the_weights_did_not_change(tmp_path: Any) -> 
     text = run_cli("storage", repo, env=env)
     assert text.code == 0 and "saved by shared layers 4.9 KiB" in text.out
     assert run_cli("storage", f"oci:{tmp_path / 'nothing'}", env=env).code == 2
+
+
+def test_text_from_the_registry_is_escaped_in_both_reports() -> None:
+    from ci_modelver.commands.prune import PruneResult
+    from ci_modelver.commands.storage import StorageResult
+    from ci_modelver.core.refs import parse_ref
+    from ci_modelver.core.retention import Rules, plan_prune
+    from ci_modelver.edges.terminal import render
+
+    repo, _ = three_versions()
+    repo.tags["evil\x1b]0;pwned\x07\n::error::x"] = repo.tags["2.0.0"]
+    inventory = repo.inventory()
+    ref = parse_ref("registry.example.com/m")
+    storage = render(StorageResult(ref, storage_report(inventory)), "text", in_actions=True)
+    plan = plan_prune(inventory, [], Rules(keep_last=1), datetime_now())
+    pruned = render(PruneResult(ref, plan, True, True), "text", in_actions=True)
+    for lines in (storage, pruned):
+        text = lines.text("out")
+        assert "\x1b" not in text and "\x07" not in text
+        assert "\\x1b]0;pwned\\x07\\n::error::x" in text
+        assert all(not line.startswith("::") for line in text.splitlines())
+
+
+def datetime_now() -> Any:
+    from datetime import datetime, timezone
+
+    return datetime(2026, 6, 1, tzinfo=timezone.utc)
