@@ -490,3 +490,44 @@ def test_ghcr_without_a_token_deletes_nothing(registry: Registry, tmp_path: Path
     with pytest.raises(InputError, match="MODELVER_GITHUB_TOKEN or GITHUB_TOKEN"):
         prune("ghcr.io/acme/models", settings, Rules(keep_last=1), yes=True, store=store)
     assert "1.0.0" in store.tags()
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 3])
+def test_an_interrupted_registry_prune_finishes_on_rerun(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int
+) -> None:
+    """Stopped before the evaluation (1), the version (2) or its fallback index (3) went: the
+    rerun deletes the rest, an index whose version is already gone included."""
+    from ci_modelver.adapters.registry import RegistryStore
+
+    repo = registry.repo(f"prune/i{uuid.uuid4().hex[:12]}")
+    env = base_env(tmp_path / "home")
+    digests = {v: publish(repo, tmp_path, env, v, 2048) for v in VERSIONS[:2]}
+    metrics = tmp_path / "later.json"
+    metrics.write_text('{"holdout": {"accuracy": 0.9}}')
+    attach = ("attach", f"{repo}:1.0.0", "--metrics", str(metrics), "--format", "json")
+    evaluation = ok(run_cli(*attach, env=env))["record"]
+    calls = {"n": 0}
+    real_delete = RegistryStore.delete_manifest
+
+    def failing_delete(self: RegistryStore, digest: str) -> None:
+        calls["n"] += 1
+        if calls["n"] == fail_at:
+            raise Terminated()
+        real_delete(self, digest)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RegistryStore, "delete_manifest", failing_delete)
+        stopped = run_cli("prune", repo, "--keep-last", "1", "--yes", env=env)
+        assert stopped.code == 143, stopped.err
+    rerun = ok(run_cli("prune", repo, "--keep-last", "1", "--yes", "--format", "json", env=env))
+    if fail_at == 3:  # only the orphaned index was left
+        assert rerun["planned"] == {"versions": 0, "manifests": 0, "referrers": 0, "indexes": 1}
+    store = store_of(repo, tmp_path)
+    assert sorted(store.tags()) == ["1.1.0"]
+    assert store.find_manifest(digests["1.0.0"]) is None
+    assert store.find_manifest(evaluation) is None
+    assert (
+        ok(run_cli("history", repo, "--format", "json", env=env))["versions"][0]["version"]
+        == "1.1.0"
+    )
