@@ -21,6 +21,7 @@ from ci_modelver.adapters.store import Progress
 from ci_modelver.commands import (
     compare,
     copy,
+    diff,
     history,
     init,
     inspect,
@@ -49,6 +50,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     pull,
     inspect,
     compare,
+    diff,
     promote,
     sign,
     verify,
