@@ -148,3 +148,28 @@ def test_site_from_a_store(repo: str, tmp_path: Path) -> None:
     assert "sitemodel/index.html" in third.written and "models.json" in third.written
     assert "assets/site.css" in third.unchanged
     assert "rollback drill" in text_of(out / "sitemodel" / "index.html")
+
+
+def test_site_command_line(tmp_path: Path) -> None:
+    env = base_env(tmp_path, GITHUB_ACTOR="release-bot")
+    repo = f"oci:{tmp_path / 'store'}"
+    _publish(repo, tmp_path, env, "1.0.0", 0.80)
+    _promote(repo, "1.0.0", "first release", env)
+    out = tmp_path / "site"
+    args = ("site", repo, "--output", str(out), "--base-url", "/models", "--title", "Acme")
+    result = run_cli(*args, "--format", "json", env=env)
+    assert result.code == 0, result.err
+    doc = json.loads(result.out)
+    assert doc["models"] == [
+        {"repository": repo, "name": "sitemodel", "path": "sitemodel/", "versions": 1, "pages": 2}
+    ]
+    assert "sitemodel/1.0.0/index.html" in doc["written"] and doc["unchanged"] == []
+    page = (out / "sitemodel" / "1.0.0" / "index.html").read_text("utf-8")
+    assert 'href="/models/assets/site.css"' in page and 'href="/models/sitemodel/"' in page
+    again = run_cli(*args, env=env)
+    assert again.code == 0, again.err
+    assert "0 file(s) written, 5 unchanged" in again.out and "sitemodel" in again.out
+    bad = run_cli(
+        "site", repo, "--output", str(out), "--base-url", "https://evil.example/", env=env
+    )
+    assert bad.code == 2 and "--base-url" in bad.err

@@ -29,7 +29,13 @@ from ci_modelver.core.provenance import ci_summary, command_text
 from ci_modelver.core.source import Finding
 from ci_modelver.core.text import human_size, natural_key, one_line
 from ci_modelver.core.trust import SignatureCheck
-from ci_modelver.edges import terminal_copy, terminal_diff, terminal_prune, terminal_storage
+from ci_modelver.edges import (
+    terminal_copy,
+    terminal_diff,
+    terminal_prune,
+    terminal_site,
+    terminal_storage,
+)
 from ci_modelver.edges.actions import finding_annotation, neutralise
 
 
@@ -529,6 +535,7 @@ RENDERERS: Mapping[type, Renderer] = {
     **terminal_prune.RENDERERS,
     **terminal_copy.RENDERERS,
     **terminal_diff.RENDERERS,
+    **terminal_site.RENDERERS,
 }
 # Results whose JSON is their own document (a report, or a schema), not ``to_json()``.
 _OWN_JSON: Mapping[type, Callable[[Any], str]] = {
