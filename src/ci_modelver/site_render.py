@@ -19,7 +19,8 @@ from jinja2 import Environment, FunctionLoader, StrictUndefined, select_autoesca
 from markupsafe import Markup
 
 from ci_modelver.core import charts
-from ci_modelver.core.site_model import ChartView, ModelView, SiteView, VersionView
+from ci_modelver.core.site_model import ChartView, ModelView, SiteView, VersionView, value_text
+from ci_modelver.core.text import human_size
 from ci_modelver.errors import InputError
 
 CSS_PATH = "assets/site.css"
@@ -63,6 +64,9 @@ def environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["short"] = lambda digest: f"{digest[:19]}…" if digest else "—"
+    env.filters["size"] = human_size
+    env.filters["value"] = lambda value: "—" if value is None else value_text(value)
+    env.filters["signed"] = lambda value: "—" if value is None else f"{value:+.6g}"
     return env
 
 

@@ -225,3 +225,24 @@ def test_a_repository_without_versions() -> None:
     view = site_view("Registry", None, [RepoSnapshot("oci:/tmp/empty-store", ())])
     model = view.models[0]
     assert model.name == "empty-store" and model.versions == () and model.sparkline == ""
+
+
+def test_each_version_carries_its_changes_since_the_previous_one() -> None:
+    v1 = artifact("1.0.0", 0.80)
+    v2 = artifact("1.1.0", 0.82, hyperparameters={"lr": 0.05, "tree": {"depth": 6}})
+    view = site_view(
+        "R",
+        None,
+        [RepoSnapshot("r/churn", (VersionSnapshot("1.0.0", v1), VersionSnapshot("1.1.0", v2)))],
+    )
+    newest, oldest = view.models[0].versions
+    assert oldest.changes is None
+    assert newest.changes is not None
+    assert [(c.key, c.a, c.b) for c in newest.changes.hyperparameters] == [("lr", 0.1, 0.05)]
+    assert [(m.metric, m.a, m.b) for m in newest.changes.metric_changes] == [
+        ("accuracy", 0.80, 0.82)
+    ]
+    assert [f.change for f in newest.changes.files] == ["changed"]
+    doc = view.to_json()["models"][0]["versions"]
+    assert doc[1]["changesFromParent"] is None
+    assert doc[0]["changesFromParent"]["hyperparameters"][0]["key"] == "lr"

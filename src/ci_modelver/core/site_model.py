@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +20,12 @@ from ci_modelver.core.audit import AliasMove, Evaluation, overlay
 from ci_modelver.core.modelpack import ANN_CREATED, ANN_DESCRIPTION, ModelArtifact
 from ci_modelver.core.refs import semver_key
 from ci_modelver.core.text import human_size, natural_key
+from ci_modelver.core.version_diff import (
+    VersionDiff,
+    VersionInput,
+    diff_versions,
+    version_input,
+)
 
 RESERVED = frozenset({"assets", "models.json", "index.html"})
 _COMMIT_HOSTS = ("github.com", "gitlab.com", "codeberg.org")
@@ -203,6 +209,7 @@ class VersionView:
     parent_slug: str | None
     signatures: int
     has_record: bool
+    changes: VersionDiff | None = None  # against the previous version (SemVer order)
 
     @property
     def gated(self) -> tuple[MetricView, ...]:
@@ -242,6 +249,7 @@ class VersionView:
             "baseline": self.baseline,
             "parent": self.parent,
             "signatures": self.signatures,
+            "changesFromParent": self.changes.to_json() if self.changes else None,
         }
 
 
@@ -493,6 +501,24 @@ def _main_metric(latest: VersionView | None, chart_list: Sequence[ChartView]) ->
     return next(c for c in candidates if len(c.points) == most)
 
 
+def _diff_side(
+    snap: VersionSnapshot, repository: str, name: str, by_digest: Mapping[str, Sequence[str]]
+) -> VersionInput:
+    art = snap.artifact
+    record = dict(art.record or {})
+    published = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
+    assert isinstance(published, dict)
+    return version_input(
+        art,
+        f"{repository}@{art.digest}",
+        name=name,
+        version=snap.version,
+        aliases=by_digest.get(art.digest, ()),
+        metrics=overlay(published, snap.evaluations),
+        evaluations=len(snap.evaluations),
+    )
+
+
 def model_view(snapshot: RepoSnapshot, model_slug_taken: set[str]) -> ModelView:
     """The pages of one repository: versions newest first, aliases, the alias log, charts."""
     ordered = sorted(snapshot.versions, key=lambda v: semver_key(v.version))
@@ -509,10 +535,18 @@ def model_view(snapshot: RepoSnapshot, model_slug_taken: set[str]) -> ModelView:
         by_digest.setdefault(digest, []).append(alias)
     views: list[VersionView] = []
     previous: tuple[str, str] | None = None
+    before: VersionSnapshot | None = None
     for snap in ordered:
         aliases = tuple(sorted(by_digest.get(snap.artifact.digest, []), key=natural_key))
-        views.append(_version_view(snap, slugs[snap.version], aliases, previous, slugs, digests))
-        previous = (snap.version, slugs[snap.version])
+        view = _version_view(snap, slugs[snap.version], aliases, previous, slugs, digests)
+        if before is not None:
+            changes = diff_versions(
+                _diff_side(before, snapshot.repository, name, by_digest),
+                _diff_side(snap, snapshot.repository, name, by_digest),
+            )
+            view = replace(view, changes=changes)
+        views.append(view)
+        previous, before = (snap.version, slugs[snap.version]), snap
     chart_list = _charts(model_slug, views)
     main = _main_metric(views[-1] if views else None, chart_list)
     spark = (
