@@ -306,3 +306,22 @@ def test_the_version_page_shows_the_changes_since_the_previous_version() -> None
     assert "Changes since the previous version" in page and "Compared with 1.0.0" in page
     assert SCRIPT in page  # the removed hostile hyperparameter and metric, as text
     assert "+0.02" in page  # validation/accuracy 0.8 → 0.82
+
+
+def test_the_text_report_escapes_names_from_the_store(tmp_path: Path) -> None:
+    from ci_modelver.commands.site import ModelPages, SiteResult
+    from ci_modelver.edges.terminal import render
+
+    result = SiteResult(
+        tmp_path,
+        (ModelPages("oci:store", "evil\x1b]0;title\x07\nname", "evil/", 2, 3),),
+        ("index.html",),
+        ("models.json",),
+        4,
+        1,
+    )
+    text = render(result, "text", in_actions=False).text("out")
+    assert "\x1b" not in text and "\\x1b" in text and "evil/, 2 version(s), 3 page(s)" in text
+    assert "1 file(s) written, 1 unchanged; manifests: 4 fetched, 1 from the cache" in text
+    doc = json.loads(render(result, "json", in_actions=False).text("out"))
+    assert doc["manifests"] == {"fetched": 4, "fromCache": 1} and doc["written"] == ["index.html"]
