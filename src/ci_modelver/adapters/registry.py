@@ -7,7 +7,7 @@ import io
 import re
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 from urllib.parse import urlencode, urljoin
 
 from ci_modelver.adapters.http import ANSWER_ADVICE, RegistryHTTP, Reply, describe_error
@@ -20,7 +20,7 @@ from ci_modelver.adapters.store import (
     write_verified,
 )
 from ci_modelver.adapters.upload_journal import UploadJournal
-from ci_modelver.adapters.upload_session import ChunkedUploader
+from ci_modelver.adapters.upload_session import BodySlice, ChunkedUploader
 from ci_modelver.core import json_bounds, registry_limits
 from ci_modelver.core.modelpack import (
     DOCKER_LIST,
@@ -84,36 +84,6 @@ _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 # request); over a real network, larger chunks keep the per-request round trip small.
 RESUMABLE_MIN = 64 * 1024 * 1024
 DEFAULT_CHUNK = 64 * 1024 * 1024
-
-
-class _Body:
-    """A file region streamed as a request body: exact length, 1 MiB reads, progress events."""
-
-    def __init__(self, handle: BinaryIO, length: int, progress: Progress, name: str) -> None:
-        self._handle = handle
-        self._left = length
-        self._length = length
-        self._progress = progress
-        self._name = name
-
-    def __len__(self) -> int:
-        return self._length
-
-    def __iter__(self) -> Any:
-        while chunk := self.read(1024 * 1024):
-            yield chunk
-
-    def read(self, size: int = -1) -> bytes:
-        if self._left <= 0:
-            return b""
-        want = self._left if size is None or size < 0 else min(size, self._left)
-        chunk = self._handle.read(want)
-        self._left -= len(chunk)
-        self._progress.advance(self._name, len(chunk))
-        return chunk
-
-    def close(self) -> None:
-        self._handle.close()
 
 
 class RegistryStore:
@@ -328,13 +298,19 @@ class RegistryStore:
         while True:
             attempts += 1
             location = self._start_upload(what)
+            opened: list[BinaryIO] = []
+
+            def body(opened: list[BinaryIO] = opened) -> BodySlice:
+                opened.append(source.open())
+                return BodySlice(opened[-1], descriptor.size, None, progress, source.name)
+
             try:
                 self.http.request(
                     "PUT",
                     self._with_query(location, digest=descriptor.digest),
                     scope=self._push,
                     ok=(201, 204),
-                    body=lambda: _Body(source.open(), descriptor.size, progress, source.name),
+                    body=body,
                     headers={
                         "Content-Type": "application/octet-stream",
                         "Content-Length": str(descriptor.size),
@@ -352,6 +328,9 @@ class RegistryStore:
                     return
                 if attempts >= 2:
                     raise
+            finally:
+                for handle in opened:
+                    handle.close()
 
     def read_blob(self, descriptor: Descriptor, limit: int) -> bytes:
         label = f"GET {self.display} blob {descriptor.digest}"

@@ -35,8 +35,9 @@ _RANGE = re.compile(r"^(?:bytes=)?0-(\d+)$")
 READ = 1024 * 1024
 
 
-class _Chunk:
-    """``length`` bytes of a stream as a request body, hashed into ``hasher`` as they are read.
+class BodySlice:
+    """``length`` bytes of a stream as a request body (exact Content-Length, progress events),
+    hashed into ``hasher`` (when given) as they are read.
 
     No cancellation check inside a chunk: a chunk the registry half-received cannot be resumed
     (see the module docstring), so a signal lets it finish; the check follows each chunk.
@@ -63,6 +64,9 @@ class _Chunk:
     @property
     def complete(self) -> bool:
         return self._left == 0
+
+    # No close(): requests closes a body it has sent, and the chunks of one upload share a
+    # stream; whoever opened the stream closes it.
 
     def read(self, size: int = -1) -> bytes:
         if self._left <= 0:
@@ -263,10 +267,10 @@ class ChunkedUploader:
     ) -> tuple[str, Any, BinaryIO]:
         """One chunk; returns the session's next location, the hash including the chunk, and
         the stream to go on reading (a retried chunk of a stream that cannot seek reopens it)."""
-        bodies: list[_Chunk] = []
+        bodies: list[BodySlice] = []
         state = {"handle": handle}
 
-        def body() -> _Chunk:
+        def body() -> BodySlice:
             # A retried chunk starts again from its first byte, and from the hash before it.
             current = state["handle"]
             if bodies:
@@ -276,7 +280,7 @@ class ChunkedUploader:
                     current.close()
                     current = state["handle"] = opener()
                     _skip(current, start, None)
-            chunk = _Chunk(
+            chunk = BodySlice(
                 current,
                 length,
                 committed.copy() if committed is not None else None,
