@@ -84,6 +84,8 @@ ensure_test_tools() {
   command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
   # npm fetches GitHub's OpenAPI description and webhook examples for the fake GitHub API.
   command -v npm >/dev/null 2>&1 || missing+=(npm)
+  # The site's browser tests drive the system chromium with Playwright (no browser download).
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}" ||
       say "could not install ${missing[*]}; their integration tests will be skipped (they fail under CI=true)"

@@ -21,12 +21,17 @@ NODE_MODULES = NPM_PREFIX / "node_modules"
 PACKAGES: dict[str, int] = {
     "@octokit/openapi": 23,
     "@octokit/webhooks-examples": 7,
+    # The site's browser tests: accessibility rules and the Nu Html Checker.
+    "axe-core": 4,
+    "vnu-jar": 26,
 }
 
 # Files the tests read: their presence means the install finished.
 REQUIRED_FILES = (
     "@octokit/openapi/generated/api.github.com.json",
     "@octokit/webhooks-examples/api.github.com/index.json",
+    "axe-core/axe.min.js",
+    "vnu-jar/build/dist/vnu.jar",
 )
 
 INSTALL_TIMEOUT_SECONDS = 600
