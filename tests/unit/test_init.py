@@ -195,7 +195,13 @@ def test_workflows_are_copied_from_examples(tmp_path: Path) -> None:
     assert result.code == 0
     target = tmp_path / ".github" / "workflows"
     examples = sorted(p.name for p in EXAMPLE_WORKFLOWS.glob("*.yml"))
-    assert examples == ["fork-comment.yml", "pr-check.yml", "release.yml", "rollback.yml"]
+    assert examples == [
+        "fork-comment.yml",
+        "pr-check.yml",
+        "registry-site.yml",
+        "release.yml",
+        "rollback.yml",
+    ]
     assert sorted(p.name for p in target.iterdir()) == examples
     for name in examples:
         assert (target / name).read_bytes() == (EXAMPLE_WORKFLOWS / name).read_bytes(), name
@@ -267,7 +273,7 @@ def test_json_output(tmp_path: Path) -> None:
     assert doc["metrics"] is None
     assert doc["leftOut"] == 0
     assert doc["written"][0] == str(folder / "modelver.yaml")
-    assert len(doc["workflows"]) == 4
+    assert len(doc["workflows"]) == 5
 
 
 def test_not_a_folder(tmp_path: Path) -> None:
