@@ -227,6 +227,7 @@ def test_axe_core(browser: Any, sites: Sites, page_type: str) -> None:
         page.goto(sites.url("http", page_type), wait_until="load")
         page.add_script_tag(path=str(axe))
         result = page.evaluate("async () => await axe.run(document)")
+        assert result["passes"], "axe-core ran no rule"
         bad = [v for v in result["violations"] if v.get("impact") in ("serious", "critical")]
         report = [
             (v["id"], v["impact"], v["help"], [n["target"] for n in v["nodes"]][:5]) for v in bad
