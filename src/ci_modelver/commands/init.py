@@ -25,6 +25,9 @@ from ci_modelver.validation import validate_manifest
 MANIFEST = "modelver.yaml"
 METRICS = "metrics.json"
 WORKFLOW_DIR = (".github", "workflows")
+# Examples init does not copy: the registry site's deploy job fails in every repository that
+# has not turned GitHub Pages on, and it runs on a schedule. It is copied by hand when wanted.
+OPT_IN_WORKFLOWS = frozenset({"registry-site.yml"})
 # The schema of the action repository's v1 tag (what the example workflows use); editors read it.
 SCHEMA_URL = (
     "https://raw.githubusercontent.com/ci-modelver/ci-modelver/v1/schemas/modelver.schema.json"
@@ -282,7 +285,7 @@ def init_folder(directory: Path) -> InitResult:
     found, left_out = find_model_files(directory)
     metrics = METRICS if (directory / METRICS).is_file() else None
     manifest = directory / MANIFEST
-    workflows = bundled_workflows()
+    workflows = {k: v for k, v in bundled_workflows().items() if k not in OPT_IN_WORKFLOWS}
     workflow_dir = directory.joinpath(*WORKFLOW_DIR)
     contents: dict[Path, bytes] = {
         manifest: manifest_text(name, found, metrics).encode("utf-8"),
