@@ -292,6 +292,8 @@ def test_nothing_is_written_outside_the_output_folder(tmp_path: Path) -> None:
     os.symlink(outside, out / "churn")
     with pytest.raises(InputError, match="outside"):
         write_files(out, {"churn/index.html": b"x"})
+    with pytest.raises(InputError, match="outside"):
+        write_files(out, {"churn/1.0.0/index.html": b"x"})  # not even the folder is made
     assert not list(outside.iterdir()) and not (tmp_path / "escape.html").exists()
 
 

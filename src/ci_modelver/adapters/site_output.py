@@ -36,7 +36,17 @@ def _checked(root: Path, relative: str) -> Path:
         raise InputError(f"refusing to write '{relative}': not a plain relative path")
     target = root.joinpath(*parts)
     folder = target.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    # One folder at a time, each checked before the next is made in it: a symlinked folder
+    # must not get even an empty folder created through it outside the output folder.
+    current = root
+    for part in parts[:-1]:
+        current = current / part
+        if current.is_symlink() or (current.exists() and not current.is_dir()):
+            raise InputError(
+                f"refusing to write '{relative}': {current} is a symlink or not a folder, so "
+                f"its folder may lead outside {root}"
+            )
+        current.mkdir(exist_ok=True)
     real = Path(os.path.realpath(folder))
     if real != root and root not in real.parents:
         raise InputError(
