@@ -327,8 +327,9 @@ class CommentOutcome:
 
 
 @dataclass(frozen=True)
-class _Budget:
-    """One sticky comment's time: the deadline of every request, retry and wait in it."""
+class Budget:
+    """One operation's time (a sticky comment, a package deletion): the deadline of every
+    request, retry and wait in it."""
 
     total: float
     deadline: float
@@ -382,7 +383,7 @@ class GitHubClient:
 
     # -- the one retry loop for reads, the one re-check loop for writes --
 
-    def _api(self, budget: _Budget, label: str) -> Api:
+    def _api(self, budget: Budget, label: str) -> Api:
         left = budget.left()
         if left <= 0:
             raise GitHubError(
@@ -392,7 +393,7 @@ class GitHubClient:
         return self._connect(min(self.request_timeout, left))
 
     @staticmethod
-    def _within(budget: _Budget, call: Callable[[Api], T], api: Api) -> T:
+    def _within(budget: Budget, call: Callable[[Api], T], api: Api) -> T:
         """``call(api)``, waited for at most what is left of the budget.
 
         The request timeout bounds each read, not a whole answer: a server that sends a byte
@@ -426,7 +427,7 @@ class GitHubClient:
         result: T = value
         return result
 
-    def _attempt(self, label: str, budget: _Budget, call: Callable[[Api], T]) -> T:
+    def _attempt(self, label: str, budget: Budget, call: Callable[[Api], T]) -> T:
         """One attempt of ``call``, bounded by the budget, told to --debug."""
         started = self._clock()
         outcome = "ok"
@@ -452,44 +453,11 @@ class GitHubClient:
         )
 
     def _pause(
-        self, label: str, attempt: int, problem: Answer | BaseException, budget: _Budget
+        self, label: str, attempt: int, problem: Answer | BaseException, budget: Budget
     ) -> None:
-        """Sleep before the next attempt, or raise GitHubError when it would not fit."""
-        delay: float = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (attempt - 1)) * random.random()
-        left = budget.left()
-        if isinstance(problem, Answer):
-            reason, kind = problem.http, problem.kind
-            if problem.wait is not None:
-                delay = problem.wait
-                if delay > left:
-                    what = {
-                        SECONDARY_RATE_LIMIT: "GitHub's secondary rate limit",
-                        RATE_LIMIT: "GitHub's rate limit",
-                    }.get(kind, "GitHub is busy")
-                    raise GitHubError(
-                        f"{label}: {what} ({reason}); GitHub asked to wait {_seconds(delay)} "
-                        f"({problem.asked}), more than the {_seconds(max(left, 0.0))} left of the "
-                        f"{budget.total:g}s budget; rerun later, or {self._hint}",
-                        kind,
-                        problem.status,
-                    )
-        else:
-            kind = TIMEOUT
-            reason = type(problem).__name__
-            if isinstance(problem, requests.Timeout):
-                reason = "no answer in time"
-        if attempt >= MAX_ATTEMPTS or delay > left:
-            raise GitHubError(
-                f"{label}: {reason}; gave up after {attempt} attempt(s) within the "
-                f"{budget.total:g}s budget ({self._hint})",
-                kind,
-                problem.status if isinstance(problem, Answer) else None,
-            )
-        self._sleep(delay)
+        pause(label, attempt, problem, budget, hint=self._hint, sleep=self._sleep)
 
-    def _read(
-        self, label: str, call: Callable[[Api], T], budget: _Budget, refused: Refusal[T]
-    ) -> T:
+    def _read(self, label: str, call: Callable[[Api], T], budget: Budget, refused: Refusal[T]) -> T:
         """``call`` (requests that change nothing), retried while retrying can help."""
         from github import GithubException
 
@@ -504,7 +472,7 @@ class GitHubClient:
                 if problem.kind not in RATE_LIMITED and problem.kind != SERVER:
                     return refused(problem)
             except OSError as exc:  # requests' exceptions are OSErrors too
-                problem = _transient(exc, label)
+                problem = transient(exc, label)
             self._pause(label, attempt, problem, budget)
 
     def _write(
@@ -512,7 +480,7 @@ class GitHubClient:
         label: str,
         send: Callable[[Api], T],
         applied: Callable[[], T | None],
-        budget: _Budget,
+        budget: Budget,
         refused: Refusal[T],
     ) -> T:
         """``send`` a write; when it may have been applied unseen, ``applied()`` looks first."""
@@ -530,7 +498,7 @@ class GitHubClient:
                     return refused(problem)
                 unsure = problem.kind == SERVER  # a refusal for a rate limit applied nothing
             except OSError as exc:  # requests' exceptions are OSErrors too
-                problem, unsure = _transient(exc, label), True
+                problem, unsure = transient(exc, label), True
             self._pause(label, attempt, problem, budget)
             if unsure:
                 done = applied()
@@ -539,10 +507,10 @@ class GitHubClient:
 
     # -- the steps --
 
-    def _start(self) -> _Budget:
-        return _Budget(self.budget, self._clock() + self.budget, self._clock)
+    def _start(self) -> Budget:
+        return Budget(self.budget, self._clock() + self.budget, self._clock)
 
-    def _identity(self, budget: _Budget) -> str:
+    def _identity(self, budget: Budget) -> str:
         """Whose comments may be edited: the token's user, else the Actions bot (asked once).
 
         Installation tokens (the default GITHUB_TOKEN) get 403 from GET /user; their comments
@@ -562,7 +530,7 @@ class GitHubClient:
         self._login = self._read(label, lambda api: api.login(), budget, refused)
         return self._login
 
-    def _find(self, repo: str, number: int, marker: str, budget: _Budget) -> Found | None:
+    def _find(self, repo: str, number: int, marker: str, budget: Budget) -> Found | None:
         """Our comment: starting with ``marker`` (on every page) and written by us.
 
         Who "us" is is asked only when some comment starts with the marker.
@@ -600,7 +568,7 @@ class GitHubClient:
         return self._create(repo, number, body, marker, budget)
 
     def _create(
-        self, repo: str, number: int, body: str, marker: str, budget: _Budget
+        self, repo: str, number: int, body: str, marker: str, budget: Budget
     ) -> CommentOutcome:
         label = f"POST {self._shown}/repos/{repo}/issues/{number}/comments"
 
@@ -619,7 +587,7 @@ class GitHubClient:
         return self._write(label, send, applied, budget, self._written_refusal(label, repo, number))
 
     def _edit(
-        self, repo: str, number: int, comment_id: int, body: str, budget: _Budget
+        self, repo: str, number: int, comment_id: int, body: str, budget: Budget
     ) -> CommentOutcome:
         label = f"PATCH {self._shown}/repos/{repo}/issues/comments/{comment_id}"
         refused = self._written_refusal(label, repo, number)
@@ -681,7 +649,51 @@ class GitHubClient:
         return GitHubError(message, answer.kind, answer.status)
 
 
-def _transient(exc: OSError, label: str) -> OSError:
+def pause(
+    label: str,
+    attempt: int,
+    problem: Answer | BaseException,
+    budget: Budget,
+    *,
+    hint: str,
+    sleep: Callable[[float], None],
+) -> None:
+    """Sleep before the next attempt, or raise GitHubError when it would not fit the budget
+    (GitHub's Retry-After honoured; exponential backoff with jitter otherwise)."""
+    delay: float = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (attempt - 1)) * random.random()
+    left = budget.left()
+    if isinstance(problem, Answer):
+        reason, kind = problem.http, problem.kind
+        if problem.wait is not None:
+            delay = problem.wait
+            if delay > left:
+                what = {
+                    SECONDARY_RATE_LIMIT: "GitHub's secondary rate limit",
+                    RATE_LIMIT: "GitHub's rate limit",
+                }.get(kind, "GitHub is busy")
+                raise GitHubError(
+                    f"{label}: {what} ({reason}); GitHub asked to wait {_seconds(delay)} "
+                    f"({problem.asked}), more than the {_seconds(max(left, 0.0))} left of the "
+                    f"{budget.total:g}s budget; rerun later, or {hint}",
+                    kind,
+                    problem.status,
+                )
+    else:
+        kind = TIMEOUT
+        reason = type(problem).__name__
+        if isinstance(problem, requests.Timeout):
+            reason = "no answer in time"
+    if attempt >= MAX_ATTEMPTS or delay > left:
+        raise GitHubError(
+            f"{label}: {reason}; gave up after {attempt} attempt(s) within the "
+            f"{budget.total:g}s budget ({hint})",
+            kind,
+            problem.status if isinstance(problem, Answer) else None,
+        )
+    sleep(delay)
+
+
+def transient(exc: OSError, label: str) -> OSError:
     """``exc`` when the connection failed (retrying may help); else a GitHubError is raised.
 
     A failed connection says nothing of whether the request was applied; its text may quote

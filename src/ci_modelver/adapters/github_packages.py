@@ -40,7 +40,6 @@ PyGithub (2.x) has no Packages API, so this speaks plain ``requests``.
 
 from __future__ import annotations
 
-import random
 import re
 import threading
 import time
@@ -54,21 +53,19 @@ import requests.auth
 from requests.adapters import HTTPAdapter
 
 from ci_modelver.adapters.github import (
-    BACKOFF_BASE,
-    BACKOFF_CAP,
     BAD_TOKEN,
-    MAX_ATTEMPTS,
     NO_PERMISSION,
     NO_RETRY,
     NOT_FOUND,
     OTHER,
-    RATE_LIMIT,
     RATE_LIMITED,
-    SECONDARY_RATE_LIMIT,
     SERVER,
     TIMEOUT,
     Answer,
+    Budget,
     classify,
+    pause,
+    transient,
 )
 from ci_modelver.core import json_bounds
 from ci_modelver.core.text import one_line, redact_url
@@ -96,13 +93,6 @@ _COMPONENT = re.compile(r"^[A-Za-z0-9]+(?:(?:[._]|__|-+)[A-Za-z0-9]+)*$")
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[A-Za-z0-9=_-]+$")
 _LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")
 _REL = re.compile(r';\s*rel\s*=\s*"?([^";,]*)"?', re.IGNORECASE)
-
-# Failures of the connection, not answers: the request may or may not have been applied.
-_TRANSIENT = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,18 +269,6 @@ class _Reply:
     body: bytes
 
 
-@dataclass(frozen=True)
-class _Budget:
-    """One delete_version's time: the deadline of every request, retry and wait in it."""
-
-    total: float
-    deadline: float
-    clock: Callable[[], float]
-
-    def left(self) -> float:
-        return self.deadline - self.clock()
-
-
 class _Bearer(requests.auth.AuthBase):
     """The token as ``Authorization: Bearer``; given as ``auth`` so that requests never puts a
     ~/.netrc entry for the host in its place."""
@@ -378,7 +356,7 @@ class PackageVersions:
         """
         digest = checked_digest(digest)
         with self._lock:
-            budget = _Budget(self.budget, self._clock() + self.budget, self._clock)
+            budget = Budget(self.budget, self._clock() + self.budget, self._clock)
             known = self._known
             if known is None or digest not in known:
                 known = self._list(budget)
@@ -414,7 +392,7 @@ class PackageVersions:
                     break
             return _Reply(response.status_code, response.headers, bytes(body))
 
-    def _attempt(self, method: str, url: str, label: str, budget: _Budget) -> _Reply:
+    def _attempt(self, method: str, url: str, label: str, budget: Budget) -> _Reply:
         """One request, answered within min(request timeout, what is left) or requests.Timeout.
 
         Socket timeouts bound each read, not a whole answer (a server may send a byte now and
@@ -462,55 +440,12 @@ class PackageVersions:
             data = reply.body[:300].decode("utf-8", "replace")
         return classify(reply.status, data, reply.headers, now=self._wall(), secrets=(self._token,))
 
-    def _transient(self, exc: OSError, label: str) -> OSError:
-        """``exc`` when the connection failed (retrying may help); else GitHubError is raised.
-
-        Only the type is shown: the text of a failed connection may quote request headers.
-        """
-        if isinstance(exc, requests.RequestException) and not isinstance(exc, _TRANSIENT):
-            raise GitHubError(f"{label}: {type(exc).__name__}", OTHER) from None
-        return exc
-
     def _pause(
-        self, label: str, attempt: int, problem: Answer | BaseException, budget: _Budget
+        self, label: str, attempt: int, problem: Answer | BaseException, budget: Budget
     ) -> None:
-        """Sleep before the next attempt, or raise GitHubError when it would not fit."""
-        delay: float = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (attempt - 1)) * random.random()
-        left = budget.left()
-        status: int | None = None
-        if isinstance(problem, Answer):
-            reason, kind, status = problem.http, problem.kind, problem.status
-            if problem.wait is not None:
-                delay = problem.wait
-                if delay > left:
-                    what = {
-                        SECONDARY_RATE_LIMIT: "GitHub's secondary rate limit",
-                        RATE_LIMIT: "GitHub's rate limit",
-                    }.get(kind, "GitHub is busy")
-                    raise GitHubError(
-                        f"{label}: {what} ({reason}); GitHub asked to wait {_seconds(delay)} "
-                        f"({problem.asked}), more than the {_seconds(max(left, 0.0))} left of the "
-                        f"{budget.total:g}s budget; rerun later, or {self._hint}",
-                        kind,
-                        status,
-                    )
-        else:
-            kind = TIMEOUT
-            reason = (
-                "no answer in time"
-                if isinstance(problem, requests.Timeout)
-                else (type(problem).__name__)
-            )
-        if attempt >= MAX_ATTEMPTS or delay > left:
-            raise GitHubError(
-                f"{label}: {reason}; gave up after {attempt} attempt(s) within the "
-                f"{budget.total:g}s budget ({self._hint})",
-                kind,
-                status,
-            )
-        self._sleep(delay)
+        pause(label, attempt, problem, budget, hint=self._hint, sleep=self._sleep)
 
-    def _get(self, label: str, url: str, budget: _Budget) -> _Reply | Answer:
+    def _get(self, label: str, url: str, budget: Budget) -> _Reply | Answer:
         """A 200 answer to GET ``url``, retried while retrying can help; else GitHub's refusal."""
         attempt = 0
         while True:
@@ -519,7 +454,7 @@ class PackageVersions:
             try:
                 reply = self._attempt("GET", url, label, budget)
             except OSError as exc:  # requests' exceptions are OSErrors too
-                problem = self._transient(exc, label)
+                problem = transient(exc, label)
             else:
                 if reply.status == 200:
                     return reply
@@ -530,7 +465,7 @@ class PackageVersions:
 
     # -- finding the package and its versions --
 
-    def _list(self, budget: _Budget) -> dict[str, int]:
+    def _list(self, budget: Budget) -> dict[str, int]:
         """digest -> version id over every page (remembered for the next delete_version)."""
         if self._place is not None:
             found = self._walk(self._place, budget)
@@ -549,7 +484,7 @@ class PackageVersions:
         self._known = found
         return found
 
-    def _walk(self, place: Owner, budget: _Budget) -> dict[str, int] | Answer:
+    def _walk(self, place: Owner, budget: Budget) -> dict[str, int] | Answer:
         """digest -> version id over every page; GitHub's 404 when the first page has it (the
         package is not under that owner)."""
         url = self.api_url + place.versions + (f"?per_page={PER_PAGE}" if place.paged else "")
@@ -584,7 +519,7 @@ class PackageVersions:
             url = following
         raise GitHubError(f"{label}: more than {MAX_PAGES} pages of versions; rerun later", OTHER)
 
-    def _is_token_user(self, budget: _Budget) -> bool:
+    def _is_token_user(self, budget: Budget) -> bool:
         """Whether the token's user is the owner (asked once; an installation token is not)."""
         label = f"GET {self._shown}/user"
         got = self._get(label, self.api_url + "/user", budget)
@@ -603,7 +538,7 @@ class PackageVersions:
 
     # -- deleting --
 
-    def _delete(self, digest: str, version_id: int, budget: _Budget) -> bool:
+    def _delete(self, digest: str, version_id: int, budget: Budget) -> bool:
         """DELETE by id; after an answer that may hide an applied DELETE, list before resending."""
         attempt = 0
         while True:
@@ -636,7 +571,7 @@ class PackageVersions:
         return f"DELETE {self._shown}{self._place.version(version_id)}"
 
     def _delete_once(
-        self, digest: str, version_id: int, budget: _Budget
+        self, digest: str, version_id: int, budget: Budget
     ) -> bool | tuple[Answer | BaseException, bool]:
         """True/False when settled, else (the problem, whether the DELETE may have applied)."""
         assert self._place is not None
@@ -646,7 +581,7 @@ class PackageVersions:
                 "DELETE", self.api_url + self._place.version(version_id), label, budget
             )
         except OSError as exc:
-            return self._transient(exc, label), True
+            return transient(exc, label), True
         if reply.status == 204:
             if self._known is not None:
                 self._known.pop(digest, None)
@@ -757,7 +692,3 @@ class PackageVersions:
                 answer.status,
             )
         return GitHubError(f"GitHub refused {label} ({answer.http})", answer.kind, answer.status)
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.0f}s" if value >= 10 else f"{value:.1f}s"
