@@ -351,13 +351,7 @@ def write_verified(
     or cancellation (checked before every chunk). ``dest`` gets ``mode`` (default: 0o644 masked
     by the umask), whatever the temp file had.
     """
-    cancel.check()
-    folder = dest.parent
-    with _writing(dest):
-        folder.mkdir(parents=True, exist_ok=True)
-        _sweep_once(folder)
-        fd, tmp = _create_owned(folder, directory=False)
-    try:
+    with _temp_file(dest.parent, dest) as (fd, tmp):
         digest = hashlib.sha256()
         with os.fdopen(os.dup(fd), "wb", buffering=0) as out:
             size = _write_and_hash(
@@ -383,13 +377,6 @@ def write_verified(
         with _writing(dest):
             os.fchmod(fd, file_mode() if mode is None else mode)
             os.replace(tmp, dest)
-    finally:
-        try:
-            if _same(tmp, fd):
-                tmp.unlink()
-        finally:
-            cancel.CURRENT.untrack(tmp)
-            os.close(fd)
 
 
 def write_hashed(
@@ -401,24 +388,17 @@ def write_hashed(
     copied): a temp file of ours until the digest is known, then renamed. ``size`` bytes must
     arrive, or nothing is written.
     """
-    cancel.check()
-    with _writing(folder):
-        folder.mkdir(parents=True, exist_ok=True)
-        _sweep_once(folder)
-        fd, tmp = _create_owned(folder, directory=False)
-    try:
+    with _temp_file(folder, folder) as (fd, tmp):
         digest = hashlib.sha256()
-        written = 0
-        with os.fdopen(os.dup(fd), "wb") as out:
-            for chunk in chunks:
-                cancel.check()
-                with _writing(folder):
-                    out.write(chunk)
-                digest.update(chunk)
-                written += len(chunk)
-                progress.advance(name, len(chunk))
-            with _writing(folder):
-                out.flush()
+        with os.fdopen(os.dup(fd), "wb", buffering=0) as out:
+            written = _write_and_hash(
+                chunks,
+                lambda chunk: _write_all(out, chunk, folder),
+                digest,
+                progress,
+                name,
+                pipelined=size >= PIPELINE_MIN,
+            )
         if written != size:
             raise InputError(
                 f"{name}: {written} bytes were read, expected {size}: the file changed while it "
@@ -429,6 +409,20 @@ def write_hashed(
             os.fchmod(fd, file_mode())
             os.replace(tmp, folder / hexdigest)
         return "sha256:" + hexdigest
+
+
+@contextlib.contextmanager
+def _temp_file(folder: Path, shown: Path) -> Iterator[tuple[int, Path]]:
+    """A temp file of ours in ``folder`` (locked, tracked for cancellation) as (fd, path);
+    whatever is still at that path afterwards (a failure, a signal) is removed. Failures to
+    create it name ``shown``."""
+    cancel.check()
+    with _writing(shown):
+        folder.mkdir(parents=True, exist_ok=True)
+        _sweep_once(folder)
+        fd, tmp = _create_owned(folder, directory=False)
+    try:
+        yield fd, tmp
     finally:
         try:
             if _same(tmp, fd):
