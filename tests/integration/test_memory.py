@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import base_env, make_model
+from tests.integration.conftest import private_registry, require_free_disk
 from tests.support.registry import Registry
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry for each test, so its gigabytes are gone when the test ends."""
+    yield from private_registry(tmp_path_factory, "memory-registry")
+
 
 SIZE = 2048 * 1024 * 1024
 LIMIT_KIB = 100 * 1024
@@ -38,6 +47,7 @@ def _run(args: list[str], env: dict[str, str]) -> int:
 
 
 def test_publish_and_pull_2_gib_in_bounded_memory(registry: Registry, tmp_path: Path) -> None:
+    require_free_disk(tmp_path, 3 * SIZE + (512 << 20))  # source, registry, pulled copy
     folder = tmp_path / "big"
     manifest = make_model(folder, name="big", weights=b"")
     with (folder / "model" / "weights.bin").open("wb") as out:
@@ -52,6 +62,7 @@ def test_publish_and_pull_2_gib_in_bounded_memory(registry: Registry, tmp_path: 
     manifest.write_text(manifest.read_text().replace("version: 1.0.0", "version: 1.0.1"))
     again_rss = _run(["publish", str(manifest), "--repository", repo], env)
     assert again_rss < LIMIT_KIB, f"publish (hashed first) peak RSS {again_rss} KiB"
+    (folder / "model" / "weights.bin").unlink()  # not needed for the pull: 2 GiB less disk
     pull_rss = _run(["pull", f"{repo}:1.0.1", "-o", str(tmp_path / "out")], env)
     assert pull_rss < LIMIT_KIB, f"pull peak RSS {pull_rss} KiB"
     assert (tmp_path / "out" / "model" / "weights.bin").stat().st_size == SIZE
@@ -62,9 +73,10 @@ def test_pulling_many_shards_at_high_concurrency_stays_bounded(
 ) -> None:
     # Each pipelined download queues a few MiB; only two run pipelined at once, so eight
     # parallel downloads do not add eight sets of queues.
+    shard = 128 * 1024 * 1024
+    require_free_disk(tmp_path, 3 * 8 * shard + (512 << 20))
     folder = tmp_path / "shards"
     folder.mkdir()
-    shard = 128 * 1024 * 1024
     block = bytes(range(256)) * 4096
     for n in range(8):
         with (folder / f"model-{n:05d}-of-00008.safetensors").open("wb") as out:

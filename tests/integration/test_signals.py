@@ -25,10 +25,18 @@ import pytest
 
 from ci_modelver.adapters.store import TEMP_PREFIX
 from tests.helpers import base_env, make_model
+from tests.integration.conftest import private_registry
 from tests.support.hostile_transfers import TransferProxy
 from tests.support.registry import Registry
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """This module's own registry, so its gigabytes are gone when the module ends."""
+    yield from private_registry(tmp_path_factory, "signals-registry")
+
 
 SIZE = 200 * 1024 * 1024
 MIB = 1024 * 1024

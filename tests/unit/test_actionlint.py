@@ -192,3 +192,15 @@ def test_actionlint_reports_findings(tools: tuple[str, str], tmp_path: Path) -> 
     # An ignore names one check: the shellcheck finding goes, the action finding stays.
     narrowed = _actionlint(tools, repo, [".github/workflows/bad.yml"], ("SC2015:",), tmp_path)
     assert {f["kind"] for f in narrowed} == {"action", "expression"}, _summary(narrowed)
+
+
+def test_the_projects_own_shell_scripts_pass_shellcheck(tools: tuple[str, str]) -> None:
+    scripts = [ROOT / "dev.sh", ROOT / ".ci" / "run"]
+    done = subprocess.run(
+        [tools[1], "--format=gcc", *map(str, scripts)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
