@@ -150,6 +150,28 @@ def test_site_from_a_store(repo: str, tmp_path: Path) -> None:
     assert "rollback drill" in text_of(out / "sitemodel" / "index.html")
 
 
+def test_a_pruned_version_leaves_the_site_on_the_next_run(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    repo = f"oci:{tmp_path / 'store'}"
+    for version, acc in (("1.0.0", 0.80), ("1.1.0", 0.82)):
+        _publish(repo, tmp_path, env, version, acc)
+    out = tmp_path / "site"
+    args = ("site", repo, "--output", str(out), "--format", "json")
+    assert run_cli(*args, env=env).code == 0
+    assert (out / "sitemodel" / "1.0.0" / "index.html").is_file()
+    pruned = run_cli("prune", repo, "--keep-last", "1", "--yes", env=env)
+    assert pruned.code == 0, pruned.err
+    result = run_cli(*args, env=env)
+    assert result.code == 0, result.err
+    doc = json.loads(result.out)
+    assert doc["removed"] == ["sitemodel/1.0.0/index.html"]
+    assert not (out / "sitemodel" / "1.0.0").exists()
+    assert (out / "sitemodel" / "1.1.0" / "index.html").is_file()
+    assert "1.0.0" not in json.dumps(
+        json.loads((out / "models.json").read_text())["models"][0]["versions"]
+    )
+
+
 def test_site_command_line(tmp_path: Path) -> None:
     env = base_env(tmp_path, GITHUB_ACTOR="release-bot")
     repo = f"oci:{tmp_path / 'store'}"
@@ -168,7 +190,7 @@ def test_site_command_line(tmp_path: Path) -> None:
     assert 'href="/models/assets/site.css"' in page and 'href="/models/sitemodel/"' in page
     again = run_cli(*args, env=env)
     assert again.code == 0, again.err
-    assert "0 file(s) written, 5 unchanged" in again.out and "sitemodel" in again.out
+    assert "0 file(s) written, 5 unchanged, 0 removed" in again.out and "sitemodel" in again.out
     bad = run_cli(
         "site", repo, "--output", str(out), "--base-url", "https://evil.example/", env=env
     )

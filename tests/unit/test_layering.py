@@ -52,7 +52,9 @@ def test_no_command_module_imports_another(module: str) -> None:
         for name in MODULES[module]
         if any(name == c or name.startswith(c + ".") for c in COMMANDS - {module})
     }
-    assert not others, f"{module} imports {sorted(others)}; shared steps live in ci_modelver.toolkit"
+    assert not others, (
+        f"{module} imports {sorted(others)}; shared steps live in ci_modelver.toolkit"
+    )
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if _layer_of(m) == "core"))

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ci_modelver.adapters.site_output import write_files
+from ci_modelver.adapters.site_output import RECORD, write_files
 from ci_modelver.core.audit import AliasMove, Evaluation
 from ci_modelver.core.site_model import RepoSnapshot, VersionSnapshot, site_view
 from ci_modelver.errors import InputError
@@ -282,6 +282,44 @@ def test_the_same_state_gives_the_same_bytes_and_a_second_run_writes_nothing(
     assert write_files(tmp_path / "out", changed).written == ("index.html",)
 
 
+def test_a_page_no_longer_in_the_site_is_removed_and_nothing_else(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = {
+        "index.html": b"i",
+        "m/index.html": b"m",
+        "m/1.0.0/index.html": b"v1",
+        "m/1.1.0/index.html": b"v2",
+        "old/index.html": b"o",
+    }
+    write_files(out, first)
+    (out / "CNAME").write_text("models.example.org\n")  # the user's own files
+    (out / "old" / "notes.html").write_text("mine")
+    pruned = {k: v for k, v in first.items() if k not in ("m/1.0.0/index.html", "old/index.html")}
+    done = write_files(out, pruned)
+    assert done.removed == ("m/1.0.0/index.html", "old/index.html")
+    assert done.written == () and sorted(done.unchanged) == sorted(pruned)
+    assert not (out / "m" / "1.0.0").exists()  # its folder went with it, being empty
+    assert (out / "CNAME").read_text() == "models.example.org\n"
+    assert (out / "old" / "notes.html").read_text() == "mine"  # and kept its folder
+    assert write_files(out, pruned).removed == ()
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert files == sorted([*pruned, "CNAME", "old/notes.html", RECORD])
+
+
+def test_a_forged_record_cannot_remove_anything_outside_the_output(tmp_path: Path) -> None:
+    out, outside = tmp_path / "out", tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "precious.html").write_text("keep")
+    write_files(out, {"index.html": b"i"})
+    os.symlink(outside, out / "link")
+    record = {"files": ["../elsewhere/precious.html", "link/precious.html", "/etc/hostname"]}
+    (out / RECORD).write_text(json.dumps(record))
+    assert write_files(out, {"index.html": b"i"}).removed == ()
+    assert (outside / "precious.html").read_text() == "keep"
+    (out / RECORD).write_text("not json")  # a broken record lists nothing: nothing goes
+    assert write_files(out, {"index.html": b"i"}).removed == ()
+
+
 def test_nothing_is_written_outside_the_output_folder(tmp_path: Path) -> None:
     out = tmp_path / "out"
     for bad in ("../escape.html", "/etc/x.html", "a/../../x.html", ".hidden/x", "a//b"):
@@ -323,11 +361,16 @@ def test_the_text_report_escapes_names_from_the_store(tmp_path: Path) -> None:
         (ModelPages("oci:store", "evil\x1b]0;title\x07\nname", "evil/", 2, 3),),
         ("index.html",),
         ("models.json",),
+        ("gone/1.0.0/index.html",),
         4,
         1,
     )
     text = render(result, "text", in_actions=False).text("out")
     assert "\x1b" not in text and "\\x1b" in text and "evil/, 2 version(s), 3 page(s)" in text
-    assert "1 file(s) written, 1 unchanged; manifests: 4 fetched, 1 from the cache" in text
+    assert (
+        "1 file(s) written, 1 unchanged, 1 removed; manifests: 4 fetched, 1 from the cache" in text
+    )
+    assert "  removed gone/1.0.0/index.html" in text
     doc = json.loads(render(result, "json", in_actions=False).text("out"))
     assert doc["manifests"] == {"fetched": 4, "fromCache": 1} and doc["written"] == ["index.html"]
+    assert doc["removed"] == ["gone/1.0.0/index.html"]

@@ -4,11 +4,18 @@ Each path is checked before anything is written (relative, no ``..``, only ``[A-
 parts, and the real path of its folder inside the output folder, symlinks resolved), so a name
 from the registry cannot place a file elsewhere. A file is replaced by a temp file and a rename,
 so a reader (or a deploy) never sees half a page.
+
+The output folder keeps a record of the files the site wrote (``RECORD``). A page the registry
+no longer gives (a pruned version, a removed model) is deleted on the next run, and only such
+a page: a file the site never wrote (a ``CNAME``, a page of your own) is never touched. The
+record is widened before anything is written and narrowed after the stale files are gone, so a
+run stopped at any point leaves nothing the next run cannot find.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import tempfile
@@ -20,19 +27,27 @@ from ci_modelver.adapters.store import file_mode
 from ci_modelver.errors import InputError
 
 _PART = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+# Hidden, so actions/upload-pages-artifact leaves it out of the deployed site by default.
+RECORD = ".ci-modelver-site.json"
 
 
 @dataclass(frozen=True)
 class Written:
-    """What writing the site did: files written (new or changed) and files left as they were."""
+    """What writing the site did: files written (new or changed), left as they were, and
+    removed (written by an earlier run, no longer part of the site)."""
 
     written: tuple[str, ...]
     unchanged: tuple[str, ...]
+    removed: tuple[str, ...] = ()
+
+
+def _plain(relative: str) -> bool:
+    return not relative.startswith("/") and all(_PART.match(p) for p in relative.split("/"))
 
 
 def _checked(root: Path, relative: str) -> Path:
     parts = relative.split("/")
-    if relative.startswith("/") or not all(_PART.match(p) for p in parts):
+    if not _plain(relative):
         raise InputError(f"refusing to write '{relative}': not a plain relative path")
     target = root.joinpath(*parts)
     folder = target.parent
@@ -64,6 +79,8 @@ def write_files(output: Path, files: Mapping[str, bytes]) -> Written:
     output.mkdir(parents=True, exist_ok=True)
     root = Path(os.path.realpath(output))
     targets = {relative: _checked(root, relative) for relative in sorted(files)}
+    before = _recorded(root)
+    _record(root, before | set(files))
     written: list[str] = []
     unchanged: list[str] = []
     for relative, target in targets.items():
@@ -74,7 +91,57 @@ def write_files(output: Path, files: Mapping[str, bytes]) -> Written:
                 continue
         _replace(target, data)
         written.append(relative)
-    return Written(tuple(written), tuple(unchanged))
+    removed = [relative for relative in sorted(before - set(files)) if _remove(root, relative)]
+    _record(root, set(files))
+    return Written(tuple(written), tuple(unchanged), tuple(removed))
+
+
+def _recorded(root: Path) -> set[str]:
+    """The files an earlier run wrote; a record that is missing or not ours lists none."""
+    try:
+        data = json.loads((root / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, list):
+        return set()
+    return {f for f in files if isinstance(f, str) and _plain(f) and f != RECORD}
+
+
+def _record(root: Path, files: set[str]) -> None:
+    body = (json.dumps({"files": sorted(files)}, indent=1) + "\n").encode()
+    with contextlib.suppress(OSError):
+        if (root / RECORD).read_bytes() == body:
+            return  # an unchanged site leaves every file in the folder as it was
+    _replace(root / RECORD, body)
+
+
+def _remove(root: Path, relative: str) -> bool:
+    """Delete one stale file of ours, then the folders it leaves empty; never through a symlink."""
+    current = root
+    parts = relative.split("/")
+    for part in parts[:-1]:
+        current = current / part
+        if current.is_symlink() or not current.is_dir():
+            return False
+    target = current / parts[-1]
+    if target.is_symlink() or not target.is_file():
+        return False
+    try:
+        target.unlink()
+    except OSError as exc:
+        raise InputError(
+            f"{target}: cannot remove a page no longer in the site "
+            f"({exc.strerror or type(exc).__name__}); check the permissions of --output"
+        ) from None
+    folder = target.parent
+    while folder != root:
+        try:
+            folder.rmdir()  # only succeeds when empty: a file of yours keeps its folder
+        except OSError:
+            break
+        folder = folder.parent
+    return True
 
 
 def _replace(target: Path, data: bytes) -> None:

@@ -69,6 +69,7 @@ class SiteResult:
     models: tuple[ModelPages, ...]
     written: tuple[str, ...]
     unchanged: tuple[str, ...]
+    removed: tuple[str, ...]
     fetched: int
     cached: int
 
@@ -87,6 +88,7 @@ class SiteResult:
             ],
             "written": list(self.written),
             "unchanged": list(self.unchanged),
+            "removed": list(self.removed),
             "manifests": {"fetched": self.fetched, "fromCache": self.cached},
         }
 
@@ -147,4 +149,4 @@ def site(
         ModelPages(m.repository, m.name, f"{m.slug}/", len(m.versions), 1 + len(m.versions))
         for m in view.models
     )
-    return SiteResult(output, models, done.written, done.unchanged, fetched, cached)
+    return SiteResult(output, models, done.written, done.unchanged, done.removed, fetched, cached)

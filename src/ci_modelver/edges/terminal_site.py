@@ -10,7 +10,7 @@ from ci_modelver.core.text import one_line
 
 
 def site_lines(result: SiteResult) -> list[str]:
-    """What was generated: per model its pages, then files written and unchanged."""
+    """What was generated: per model its pages, then files written, unchanged and removed."""
     lines = [f"site in {result.output}: {len(result.models)} model(s)"]
     for model in result.models:
         lines.append(
@@ -18,10 +18,12 @@ def site_lines(result: SiteResult) -> list[str]:
             f"{model.pages} page(s)"
         )
     lines.append(
-        f"{len(result.written)} file(s) written, {len(result.unchanged)} unchanged; manifests: "
+        f"{len(result.written)} file(s) written, {len(result.unchanged)} unchanged, "
+        f"{len(result.removed)} removed; manifests: "
         f"{result.fetched} fetched, {result.cached} from the cache"
     )
     lines.extend(f"  wrote {path}" for path in result.written)
+    lines.extend(f"  removed {path}" for path in result.removed)
     # Model names and repositories come from the store: one line each, control characters escaped.
     return [one_line(line) for line in lines]
 
