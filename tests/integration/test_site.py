@@ -16,6 +16,7 @@ from ci_modelver.settings import Settings
 from tests.conftest import run_cli
 from tests.helpers import base_env, make_model
 from tests.support.registry import Registry
+from tests.support.signing_keys import write_key
 
 pytestmark = pytest.mark.integration
 
@@ -172,6 +173,44 @@ def test_a_pruned_version_leaves_the_site_on_the_next_run(tmp_path: Path) -> Non
     )
 
 
+def test_signatures_are_checked_against_the_policy_given_to_site(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    repo = f"oci:{tmp_path / 'store'}"
+    release, stranger = write_key(tmp_path / "k", "release"), write_key(tmp_path / "k", "stranger")
+    for version, acc in (("1.0.0", 0.80), ("1.1.0", 0.82), ("1.2.0", 0.83)):
+        _publish(repo, tmp_path, env, version, acc)
+    for version, signer in (("1.0.0", release), ("1.1.0", stranger)):
+        signed = run_cli("sign", f"{repo}:{version}", "--sign-key", str(signer.private), env=env)
+        assert signed.code == 0, signed.err
+    out = tmp_path / "site"
+    args = ("site", repo, "--output", str(out), "--format", "json")
+    result = run_cli(*args, "--key", str(release.public), env=env)
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["models"][0]["trusted"] == 1
+    versions = {
+        v["version"]: v["trust"]
+        for v in json.loads((out / "models.json").read_text())["models"][0]["versions"]
+    }
+    assert versions["1.0.0"]["trusted"] is True and versions["1.0.0"]["signers"]
+    assert versions["1.1.0"]["trusted"] is False and "none trusted" in versions["1.1.0"]["reason"]
+    assert versions["1.2.0"] == {"trusted": False, "signers": [], "reason": "it has no signatures"}
+    page = text_of(out / "sitemodel" / "1.0.0" / "index.html")
+    assert "Trusted: signed by " + versions["1.0.0"]["signers"][0] in page
+    assert "Not trusted: 2 signature(s)" in text_of(out / "sitemodel" / "1.1.0" / "index.html")
+    assert "Not trusted: it has no signatures" in text_of(
+        out / "sitemodel" / "1.2.0" / "index.html"
+    )
+    listing = text_of(out / "sitemodel" / "index.html")
+    assert "Signed" in listing and listing.count("not trusted") == 2
+    # Without a policy nothing is checked, and the pages say so.
+    plain = run_cli(*args, env=env)
+    assert plain.code == 0 and json.loads(plain.out)["models"][0]["trusted"] is None
+    assert "2 attached, not checked" in text_of(out / "sitemodel" / "1.1.0" / "index.html")
+    assert "Signed" not in text_of(out / "sitemodel" / "index.html")
+    half = run_cli(*args, "--ca", str(release.public), env=env)
+    assert half.code == 2 and "--cert-identity" in half.err
+
+
 def test_site_command_line(tmp_path: Path) -> None:
     env = base_env(tmp_path, GITHUB_ACTOR="release-bot")
     repo = f"oci:{tmp_path / 'store'}"
@@ -183,7 +222,14 @@ def test_site_command_line(tmp_path: Path) -> None:
     assert result.code == 0, result.err
     doc = json.loads(result.out)
     assert doc["models"] == [
-        {"repository": repo, "name": "sitemodel", "path": "sitemodel/", "versions": 1, "pages": 2}
+        {
+            "repository": repo,
+            "name": "sitemodel",
+            "path": "sitemodel/",
+            "versions": 1,
+            "pages": 2,
+            "trusted": None,
+        }
     ]
     assert "sitemodel/1.0.0/index.html" in doc["written"] and doc["unchanged"] == []
     page = (out / "sitemodel" / "1.0.0" / "index.html").read_text("utf-8")

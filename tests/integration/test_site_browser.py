@@ -31,6 +31,7 @@ from tests.integration.conftest import REQUIRED_UNDER_CI, require_binary
 from tests.support.browser import launch_chromium
 from tests.support.npm_packages import ensure_npm_packages
 from tests.support.registry import Registry
+from tests.support.signing_keys import write_key
 
 pytestmark = pytest.mark.integration
 
@@ -108,10 +109,12 @@ def sites(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Itera
     holdout = tmp / "holdout.json"
     holdout.write_text(json.dumps({"accuracy": 0.815}))
     _run(env, "attach", f"{repo}:1.1.0", "--metrics", str(holdout), "--set", "holdout")
+    key = write_key(tmp / "keys", "release")
+    _run(env, "sign", f"{repo}:1.1.0", "--sign-key", str(key.private))
 
     settings = Settings.build(env, cwd=tmp)
     plain, root = tmp / "plain", tmp / "root"
-    site([repo], plain, settings, title="Acme models")
+    site([repo], plain, settings, title="Acme models", key_files=[str(key.public)])
     _run(
         env,
         "site",
@@ -122,6 +125,8 @@ def sites(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "/sub/",
         "--title",
         "Acme models",
+        "--key",
+        str(key.public),
     )
 
     handler = functools.partial(_QuietHandler, directory=str(root))
@@ -138,7 +143,16 @@ def sites(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 EXPECTED = {
     "index": ("Acme models", "sitemodel", "production → 1.1.0", "validation/accuracy: 0.83"),
-    "model": ("1.1.0", "1.0.0", "first release", "better recall", "release-bot", "0.815"),
+    "model": (
+        "1.1.0",
+        "1.0.0",
+        "first release",
+        "better recall",
+        "release-bot",
+        "0.815",
+        "Signed",
+        "not trusted",  # 1.0.0 is unsigned
+    ),
     "version": (
         "churn model 1.1.0",
         HOSTILE_DESCRIPTION,
@@ -150,6 +164,7 @@ EXPECTED = {
         "0.83",
         "production",
         "d" * 40,
+        "Trusted: signed by key release.pub",
     ),
 }
 

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ci_modelver.adapters.site_output import write_files
 from ci_modelver.adapters.site_source import ManifestReader, read_repository
-from ci_modelver.core.site_model import RepoSnapshot, site_view
-from ci_modelver.errors import InputError
+from ci_modelver.adapters.store import Store
+from ci_modelver.core.site_model import RepoSnapshot, TrustStatus, VersionSnapshot, site_view
+from ci_modelver.core.trust import Policy
+from ci_modelver.errors import InputError, Untrusted
 from ci_modelver.settings import Settings
+from ci_modelver.signatures import load_policy, signature_checks
 from ci_modelver.site_render import check_base_url, render_site
-from ci_modelver.toolkit import Invocation, Parents, open_store, repository_argument
+from ci_modelver.toolkit import (
+    Invocation,
+    Parents,
+    add_trust_flags,
+    open_store,
+    repository_argument,
+)
 
 DEFAULT_TITLE = "Model registry"
 
@@ -48,6 +58,8 @@ def register(sub: Any, parents: Parents) -> None:
         help="keep fetched manifests here by digest and read them from here next time",
     )
     p.add_argument("--title", default=DEFAULT_TITLE, metavar="TEXT", help="the site's title")
+    # Who is trusted comes from these flags only, never from the registry being shown.
+    add_trust_flags(p)
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(run=run)
 
@@ -61,6 +73,7 @@ class ModelPages:
     path: str
     versions: int
     pages: int
+    trusted: int | None = None  # versions a trusted signer vouches for; None: no policy given
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,7 @@ class SiteResult:
                     "path": m.path,
                     "versions": m.versions,
                     "pages": m.pages,
+                    "trusted": m.trusted,
                 }
                 for m in self.models
             ],
@@ -101,18 +115,52 @@ def run(args: argparse.Namespace, inv: Invocation) -> SiteResult:
         base_url=args.base_url,
         cache=Path(args.cache) if args.cache else None,
         title=args.title,
+        key_files=args.trusted_keys,
+        ca=args.ca,
+        identity=args.cert_identity,
     )
 
 
-def _generated(settings: Settings) -> str | None:
-    """The generation time only when SOURCE_DATE_EPOCH pins it (else the bytes would change)."""
+def _pinned_time(settings: Settings) -> int | None:
+    """SOURCE_DATE_EPOCH, when set: the time the pages show and signatures are checked at."""
     raw = settings.env.get("SOURCE_DATE_EPOCH")
     if not raw:
         return None
     try:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(raw)))
+        seconds = int(raw)
+        time.gmtime(seconds)
     except (ValueError, OverflowError, OSError):
         raise InputError(f"SOURCE_DATE_EPOCH={raw!r}: not a number of seconds") from None
+    return seconds
+
+
+def _generated(settings: Settings) -> str | None:
+    """The generation time only when SOURCE_DATE_EPOCH pins it (else the bytes would change)."""
+    seconds = _pinned_time(settings)
+    return None if seconds is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _checked(
+    store: Store, snap: RepoSnapshot, policy: Policy, at: dt.datetime, workers: int
+) -> RepoSnapshot:
+    """Each version with its signatures checked against ``policy``, as ``verify`` checks them."""
+
+    def one(version: VersionSnapshot) -> VersionSnapshot:
+        if not version.signatures:
+            return replace(version, trust=TrustStatus(False, reason="it has no signatures"))
+        try:
+            found = signature_checks(
+                store, version.artifact, policy, source=snap.repository, at=at, workers=workers
+            )
+        except Untrusted as exc:  # a folder layer that cannot be listed for a files statement
+            return replace(version, trust=TrustStatus(False, reason=str(exc)))
+        verdict = found.verdict
+        status = TrustStatus(
+            verdict.trusted, verdict.signers, "" if verdict.trusted else verdict.reason()
+        )
+        return replace(version, trust=status)
+
+    return replace(snap, versions=tuple(one(v) for v in snap.versions))
 
 
 def site(
@@ -123,9 +171,19 @@ def site(
     base_url: str | None = None,
     cache: Path | None = None,
     title: str = DEFAULT_TITLE,
+    key_files: list[str] | None = None,
+    ca: str | None = None,
+    identity: str | None = None,
 ) -> SiteResult:
-    """Read every repository, render the site and write the files whose bytes changed."""
+    """Read every repository, render the site and write the files whose bytes changed.
+
+    With a trust policy (keys, or roots and an identity), each version's signatures are checked
+    against it and the pages say who vouches for the version or why no one does.
+    """
     base = check_base_url(base_url)
+    policy = load_policy(settings, key_files=key_files or [], ca=ca, identity=identity)
+    pinned = _pinned_time(settings)
+    at = dt.datetime.fromtimestamp(pinned if pinned is not None else time.time(), dt.timezone.utc)
     if not title.strip():
         raise InputError("--title: give a non-empty title")
     output = output if output.is_absolute() else settings.cwd / output
@@ -139,14 +197,25 @@ def site(
         if str(ref) in seen:
             continue
         seen.add(str(ref))
-        reader = ManifestReader(open_store(ref, settings, create=False), cache)
-        snapshots.append(read_repository(reader, str(ref), settings.concurrency))
+        store = open_store(ref, settings, create=False)
+        reader = ManifestReader(store, cache)
+        snapshot = read_repository(reader, str(ref), settings.concurrency)
+        if not policy.empty:
+            snapshot = _checked(store, snapshot, policy, at, settings.concurrency)
+        snapshots.append(snapshot)
         fetched, cached = fetched + reader.fetched, cached + reader.cached
     view = site_view(title, _generated(settings), snapshots)
     files = render_site(view, base_url=base)
     done = write_files(output, files)
     models = tuple(
-        ModelPages(m.repository, m.name, f"{m.slug}/", len(m.versions), 1 + len(m.versions))
+        ModelPages(
+            m.repository,
+            m.name,
+            f"{m.slug}/",
+            len(m.versions),
+            1 + len(m.versions),
+            sum(1 for v in m.versions if v.trust and v.trust.trusted) if m.checked else None,
+        )
         for m in view.models
     )
     return SiteResult(output, models, done.written, done.unchanged, done.removed, fetched, cached)

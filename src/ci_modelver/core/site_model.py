@@ -33,13 +33,32 @@ _HEX = re.compile(r"^[0-9a-f]{7,64}$")
 
 
 @dataclass(frozen=True)
+class TrustStatus:
+    """A version's signatures checked against the trust policy given to ``site`` (never one
+    from the registry): who vouches for it, or why no one does."""
+
+    trusted: bool
+    signers: tuple[str, ...] = ()
+    reason: str = ""  # why not trusted; empty when trusted
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "trusted": self.trusted,
+            "signers": list(self.signers),
+            "reason": self.reason or None,
+        }
+
+
+@dataclass(frozen=True)
 class VersionSnapshot:
-    """One version as read from a store: its manifest, later evaluations, signature count."""
+    """One version as read from a store: its manifest, later evaluations, signature count and,
+    when a trust policy was given, what checking the signatures against it found."""
 
     version: str
     artifact: ModelArtifact
     evaluations: tuple[Evaluation, ...] = ()
     signatures: int = 0
+    trust: TrustStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +229,7 @@ class VersionView:
     signatures: int
     has_record: bool
     changes: VersionDiff | None = None  # against the previous version (SemVer order)
+    trust: TrustStatus | None = None  # None: no trust policy was given
 
     @property
     def gated(self) -> tuple[MetricView, ...]:
@@ -249,6 +269,7 @@ class VersionView:
             "baseline": self.baseline,
             "parent": self.parent,
             "signatures": self.signatures,
+            "trust": self.trust.to_json() if self.trust else None,
             "changesFromParent": self.changes.to_json() if self.changes else None,
         }
 
@@ -286,6 +307,11 @@ class ModelView:
     charts: tuple[ChartView, ...]
     main_metric: str | None
     sparkline: str
+
+    @property
+    def checked(self) -> bool:
+        """Whether the signatures were checked against a trust policy (a column of its own)."""
+        return any(v.trust is not None for v in self.versions)
 
     @property
     def latest(self) -> VersionView | None:
@@ -460,6 +486,7 @@ def _version_view(
         parent_slug=parent[1] if parent else None,
         signatures=snap.signatures,
         has_record=bool(record),
+        trust=snap.trust,
     )
 
 

@@ -13,9 +13,12 @@ def site_lines(result: SiteResult) -> list[str]:
     """What was generated: per model its pages, then files written, unchanged and removed."""
     lines = [f"site in {result.output}: {len(result.models)} model(s)"]
     for model in result.models:
+        trusted = (
+            "" if model.trusted is None else f", {model.trusted} of them trusted by the policy"
+        )
         lines.append(
             f"  {model.name} ({model.repository}): {model.path}, {model.versions} version(s), "
-            f"{model.pages} page(s)"
+            f"{model.pages} page(s){trusted}"
         )
     lines.append(
         f"{len(result.written)} file(s) written, {len(result.unchanged)} unchanged, "
