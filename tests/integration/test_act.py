@@ -20,6 +20,10 @@ This machine cannot reach GitHub, so act clones no action (see ``tests/support/a
   It is mapped to exactly the reference action.yml pins (``actions/setup-python@<40-hex sha>``,
   read from action.yml): act matches references exactly, and any other reference, or any other
   action, would have to be cloned from github.com and fails the run.
+- ``actions/upload-artifact`` (the pin pr-check.yml uses) is replaced by a composite action that
+  copies the files into the test's record folder, so the steps pr-check.yml runs after the action
+  for a fork's pull request are run as shipped (``_shipped_steps_after_the_action``) and what
+  fork-comment.yml would download is checked.
 - ``actions/checkout`` is act's built-in local checkout: it copies the working directory.
 - pip gets no index: the workflow's job environment sets ``PIP_NO_INDEX=1`` and
   ``PIP_FIND_LINKS`` to wheels built once per session (the dependencies and the build backend,
@@ -61,7 +65,9 @@ from tests.support.act_runner import (
     run_act,
     setup_python_reference,
     snapshot_project,
+    workflow_uses,
     write_setup_python_stand_in,
+    write_upload_artifact_stand_in,
 )
 from tests.support.action_runner import find_setup_python
 from tests.support.fake_github import FakeGitHub
@@ -101,6 +107,7 @@ jobs:
       PIP_NO_INDEX: "1"
       PIP_FIND_LINKS: @WHEELHOUSE@
       TEST_RECORD_DIR: @RECORD@
+      TEST_ARTIFACT_DIR: @ARTIFACTS@
     steps:
       - name: Check out
         uses: actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1
@@ -114,6 +121,7 @@ jobs:
         with:
           repository: @REPOSITORY@
 @WITH@
+@STEPS@
       - name: Record what the workflow sees
         if: ${{ always() }}
         env:
@@ -129,6 +137,22 @@ jobs:
           cp "$venv"/lib/python*/site-packages/ci_modelver-*.dist-info/direct_url.json \\
             "$TEST_RECORD_DIR/direct_url.json"
 """
+
+PR_CHECK = ROOT / "examples" / "workflows" / "pr-check.yml"
+
+
+def _shipped_steps_after_the_action(workflow: Path) -> str:
+    """The steps the shipped workflow runs after the action's step, as YAML for ``@STEPS@``.
+
+    Used verbatim (their conditions, paths and inputs), so the test runs what users copy.
+    """
+    [job] = yaml.safe_load(workflow.read_text("utf-8"))["jobs"].values()
+    ids = [step.get("id") for step in job["steps"]]
+    after = job["steps"][ids.index("modelver") + 1 :]
+    assert after, f"{workflow.name}: no steps after the action"
+    text = yaml.safe_dump(after, sort_keys=False, width=1000)
+    return "".join(f"      {line}\n" for line in text.splitlines())
+
 
 PULL_REQUEST = "  pull_request:"
 TAG_PUSH = '  push:\n    tags: ["v*"]'
@@ -193,7 +217,12 @@ def act_kit(act_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Kit:
     pip_env.update({k: v for k, v in os.environ.items() if k.startswith("PIP_")})
     pip_env.update({k: os.environ[k] for k in PIP_PASSTHROUGH if k in os.environ})
     wheelhouse = build_wheelhouse(project, root / "wheels", env=pip_env, timeout=PIP_TIMEOUT)
-    local = {ACTION: project, setup_python: stand_in}
+    upload = write_upload_artifact_stand_in(root / "upload-artifact-stand-in")
+    local = {
+        ACTION: project,
+        setup_python: stand_in,
+        workflow_uses(PR_CHECK, "actions/upload-artifact"): upload,
+    }
     return Kit(ActKit(act_binary, local), project, wheelhouse, python)
 
 
@@ -269,6 +298,7 @@ class World:
         *,
         token: str,
         with_: str = "",
+        steps: str = "",
         env: Mapping[str, str] | None = None,
     ) -> Recorded:
         self.runs += 1
@@ -285,6 +315,8 @@ class World:
             "@ACTION@": ACTION,
             "@REPOSITORY@": json.dumps(self.repository),
             "@WITH@": with_,
+            "@ARTIFACTS@": json.dumps(str(record / "artifacts")),
+            "@STEPS@\n": steps,
         }.items():
             text = text.replace(key, value)
         workflow.write_text(text)
@@ -409,7 +441,8 @@ def test_pull_request_green_then_red_updates_the_one_sticky_comment(
     )
     api = {"GITHUB_API_URL": fake.base_url}
 
-    green = world.run(PULL_REQUEST, event, token=fake.INSTALLATION_TOKEN, env=api)
+    fork_steps = _shipped_steps_after_the_action(PR_CHECK)
+    green = world.run(PULL_REQUEST, event, token=fake.INSTALLATION_TOKEN, env=api, steps=fork_steps)
     assert green.act.returncode == 0, green.describe()
     assert green.act.job_result == "success" and green.outcome == "success"
     assert green.outputs["regression"] == "false"
@@ -424,6 +457,8 @@ def test_pull_request_green_then_red_updates_the_one_sticky_comment(
     assert green.report == ours.body
     assert any(MARKER in chunk for chunk in green.act.summaries("modelver", "run"))
     assert world.tags() == ["1.0.0", "production"]  # a check pushes nothing
+    # Not a fork: pr-check.yml's steps for the comment workflow do not run.
+    assert not (green.record / "artifacts").exists(), green.describe()
 
     world.change("1.1.0", WORSE_METRICS)  # a new push to the same pull request
     red = world.run(PULL_REQUEST, event, token=fake.INSTALLATION_TOKEN, env=api)
@@ -446,6 +481,47 @@ def test_pull_request_green_then_red_updates_the_one_sticky_comment(
     ]
     assert red.outputs["comment-url"] == green.outputs["comment-url"]
     assert red.report == updated.body
+    assert world.tags() == ["1.0.0", "production"]
+
+
+def test_a_fork_pull_request_leaves_the_report_for_the_comment_workflow(
+    world: World, fake_github: FakeGitHub, webhook_payload: WebhookFactory
+) -> None:
+    # A fork's pull request gets a read-only token: the action cannot comment, so pr-check.yml's
+    # own steps put the report and the number where fork-comment.yml reads them.
+    fake = fake_github
+    fake.add_pull_request(OWNER, REPO, PR, f"forker/{REPO}")
+    world.publish("production")
+    world.change("1.1.0")
+    event = webhook_payload(
+        "pull_request",
+        "opened",
+        owner=OWNER,
+        repo=REPO,
+        number=PR,
+        fork=True,
+        api_url=fake.base_url,
+    )
+    run = world.run(
+        PULL_REQUEST,
+        event,
+        token=fake.READONLY_TOKEN,
+        env={"GITHUB_API_URL": fake.base_url},
+        steps=_shipped_steps_after_the_action(PR_CHECK),
+    )
+    assert run.act.returncode == 0, run.describe()
+    assert run.act.job_result == "success" and run.outcome == "success"
+    assert fake.comments(OWNER, REPO, PR) == []
+    assert run.outputs["comment-url"] == "" and run.outputs["regression"] == "false"
+    assert run.act.commands("warning", "modelver", "run"), "no warning that it could not comment"
+    assert run.report is not None and run.report.startswith(MARKER)
+    # What fork-comment.yml downloads: the report as the action wrote it, and the number.
+    artifact = run.record / "artifacts" / "ci-modelver-report"
+    assert sorted(p.name for p in artifact.iterdir()) == ["pr-number", "report.md"], run.describe()
+    assert (artifact / "report.md").read_text() == run.report
+    assert (artifact / "pr-number").read_text() == f"{PR}\n"
+    retention = run.record / "artifacts" / "ci-modelver-report.retention-days"
+    assert retention.read_text() == "3\n"
     assert world.tags() == ["1.0.0", "production"]
 
 

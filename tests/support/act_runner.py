@@ -229,6 +229,71 @@ def write_setup_python_stand_in(dest: Path, python: Path) -> Path:
     return dest
 
 
+UPLOAD_ARTIFACT_STAND_IN = """\
+# Test stand-in for actions/upload-artifact (act runs without GitHub access): it copies what the
+# real action would upload into $TEST_ARTIFACT_DIR/<name>/ and records the inputs it was given.
+name: upload-artifact stand-in
+description: Copies the artifact into the test's record folder
+inputs:
+  name:
+    description: Artifact name
+    required: false
+    default: artifact
+  path:
+    description: A file or folder to upload
+    required: true
+  retention-days:
+    description: Recorded only
+    required: false
+    default: ""
+  if-no-files-found:
+    description: warn, error or ignore, as the real action takes it
+    required: false
+    default: warn
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      env:
+        ARTIFACT_NAME: ${{ inputs.name }}
+        ARTIFACT_PATH: ${{ inputs.path }}
+        RETENTION_DAYS: ${{ inputs.retention-days }}
+        IF_NO_FILES_FOUND: ${{ inputs.if-no-files-found }}
+      run: |
+        if [ -z "$(ls -A "$ARTIFACT_PATH" 2>/dev/null)" ]; then
+          [ "$IF_NO_FILES_FOUND" = "error" ] && { echo "::error::no files at $ARTIFACT_PATH"; exit 1; }
+          exit 0
+        fi
+        dest="$TEST_ARTIFACT_DIR/$ARTIFACT_NAME"
+        mkdir -p "$dest"
+        if [ -d "$ARTIFACT_PATH" ]; then cp -R "$ARTIFACT_PATH"/. "$dest"/; else cp "$ARTIFACT_PATH" "$dest"/; fi
+        printf '%s\\n' "$RETENTION_DAYS" > "$TEST_ARTIFACT_DIR/$ARTIFACT_NAME.retention-days"
+"""
+
+
+def write_upload_artifact_stand_in(dest: Path) -> Path:
+    """A composite action that answers for actions/upload-artifact by copying the files."""
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "action.yml").write_text(UPLOAD_ARTIFACT_STAND_IN, "utf-8")
+    return dest
+
+
+def workflow_uses(workflow: Path, action: str) -> str:
+    """The one pinned ``action@<40-hex sha>`` reference a workflow makes to ``action``."""
+    found = {
+        str(step["uses"])
+        for job in yaml.safe_load(workflow.read_text("utf-8"))["jobs"].values()
+        for step in job["steps"]
+        if str(step.get("uses", "")).startswith(f"{action}@")
+    }
+    if len(found) != 1:
+        raise AssertionError(f"{workflow.name}: expected one {action} reference, found {found}")
+    [ref] = found
+    if not FULL_SHA.fullmatch(ref.partition("@")[2]):
+        raise AssertionError(f"{workflow.name}: {ref} is not pinned to a full 40-hex commit SHA")
+    return ref
+
+
 # ---------------------------------------------------------------------------------------------
 # Running act
 
