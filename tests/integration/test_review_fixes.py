@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -172,3 +173,40 @@ def test_a_timeout_of_years_is_refused_in_one_line(tmp_path: Path) -> None:
     result = run_cli("versions", "oci:x", "--timeout", "1e10", env=base_env(tmp_path))
     assert result.code == 2
     assert "at most 604800 seconds" in result.err and "Traceback" not in result.err
+
+
+class _FailsThenStalls(http.server.BaseHTTPRequestHandler):
+    """500 to the first request; every later one gets no answer for 3 s."""
+
+    seen = 0
+
+    def _answer(self) -> None:
+        type(self).seen += 1
+        if self.seen > 1:
+            time.sleep(3)
+            return
+        self.send_response(500)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_HEAD = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_retry_cut_off_by_the_budget_names_the_answer_retried(tmp_path: Path) -> None:
+    # The budget runs out inside the retry: the cause to report is the 500 the registry kept
+    # giving, not the slowness of the attempt that was cut off.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FailsThenStalls)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        repo = f"127.0.0.1:{server.server_address[1]}/acme/model"
+        result = run_cli("show", f"{repo}:1.0.0", "--timeout", "1", env=base_env(tmp_path))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.code == 3, result.err
+    assert _FailsThenStalls.seen >= 2, "no retry was made"
+    assert "500 Internal Server Error; gave up after 1 attempt(s) in 1s" in result.err, result.err

@@ -632,11 +632,16 @@ class RegistryHTTP:
         deadline = self.clock() + self.policy.budget
         attempt = 0
         refreshed = False
+        answered: str | None = None  # the last answer retried, for the message when time runs out
         while True:
             attempt += 1
             try:
                 response = self._send(method, url, scope, body, headers, watch)
             except requests.RequestException as exc:
+                if watch.expired and answered is not None:
+                    # The budget ran out during a retry of an answer the server kept giving:
+                    # that answer is the cause, not the slowness of the last attempt.
+                    raise self._gave_up(label, answered, attempt - 1) from None
                 self._raise_if_final(exc, label, url, watch)
                 delay = self._backoff(attempt, None, exc, deadline, label, watch)
             else:
@@ -653,6 +658,7 @@ class RegistryHTTP:
                         attempt -= 1
                         reply.discard()
                         continue
+                    answered = reply.describe()
                     delay = self._backoff(attempt, reply, None, deadline, label, watch)
                 except BaseException:
                     reply.discard()
@@ -756,11 +762,14 @@ class RegistryHTTP:
             delay = max(delay, hinted)
         if self.clock() + delay > deadline or time.monotonic() + delay > watch.deadline:
             reason = reply.describe() if reply is not None else type(error).__name__
-            raise RemoteError(
-                f"{label}: {reason}; gave up after {attempt} attempt(s) in "
-                f"{self.policy.budget:g}s ({self.policy.hint})"
-            )
+            raise self._gave_up(label, reason, attempt)
         return delay
+
+    def _gave_up(self, label: str, reason: str, attempts: int) -> RemoteError:
+        return RemoteError(
+            f"{label}: {reason}; gave up after {attempts} attempt(s) in "
+            f"{self.policy.budget:g}s ({self.policy.hint})"
+        )
 
     def _send(
         self,
