@@ -445,14 +445,16 @@ def signature_checks(
 ) -> Verification:
     """Every signature of the version checked against ``policy`` (nothing raised for them).
 
-    The files inside tar layers come from ``archives``, else (only when the version has
-    signatures to check) each tar blob is fetched into ``tar_folder`` and read there, see
-    :func:`tar_archives`. Untrusted (exit 5) when a tar layer cannot be listed at all.
+    The files inside tar layers come from ``archives``, else (only when a signer the policy
+    trusts made a files statement to check them against) each tar blob is fetched into
+    ``tar_folder`` and read there, see :func:`tar_archives`. Untrusted (exit 5) when such a
+    tar layer cannot be listed at all.
     """
     when = at or dt.datetime.now(dt.timezone.utc)
     entries = list_referrers(store, artifact.digest, BUNDLE_MEDIA_TYPE)
     entries.sort(key=lambda e: e.annotations.get(ANN_CREATED, ""), reverse=True)
     entries = entries[:MAX_BUNDLES]
+    has_tar = any(is_tar_layer(layer) for layer in artifact.layers)
     files: dict[str, str] | None
     if archives is not None:
         try:
@@ -460,8 +462,7 @@ def signature_checks(
         except ArtifactError:
             files = None
         listed = dict(archives)
-    elif entries or not any(is_tar_layer(layer) for layer in artifact.layers):
-        # A tar layer is fetched only when there is a signature to check it against.
+    elif not has_tar:
         files, listed = _version_files(
             store,
             artifact,
@@ -471,29 +472,52 @@ def signature_checks(
             workers=workers,
         )
     else:
-        files, listed = None, {}
+        files, listed = None, {}  # until a trusted files statement needs them (below)
 
-    def check(entry: Descriptor) -> tuple[SignatureCheck, bytes | None]:
-        created = entry.annotations.get(ANN_CREATED)
+    def fetch(entry: Descriptor) -> tuple[Descriptor, bytes | SignatureCheck]:
         try:
-            data = _fetch_bundle(store, entry, artifact.digest)
+            return entry, _fetch_bundle(store, entry, artifact.digest)
         except BadSignature as exc:
-            return SignatureCheck(
+            created = entry.annotations.get(ANN_CREATED)
+            failed = SignatureCheck(
                 entry.digest, "other", False, problem=exc.problem, created=created
-            ), None
-        result = check_bundle(
-            data,
-            entry.digest,
-            digest=artifact.digest,
-            files=files,
-            policy=policy,
-            at=when,
-            created=created,
-        )
-        return result, data
+            )
+            return entry, failed
+
+    def check_all(files: Mapping[str, str] | None) -> list[tuple[SignatureCheck, bytes | None]]:
+        done: list[tuple[SignatureCheck, bytes | None]] = []
+        for entry, data in bundles:
+            if isinstance(data, SignatureCheck):
+                done.append((data, None))
+                continue
+            created = entry.annotations.get(ANN_CREATED)
+            result = check_bundle(
+                data,
+                entry.digest,
+                digest=artifact.digest,
+                files=files,
+                policy=policy,
+                at=when,
+                created=created,
+            )
+            done.append((result, data))
+        return done
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        done = list(pool.map(check, entries))
+        bundles = list(pool.map(fetch, entries))
+    done = check_all(files)
+    # A folder layer's blob is fetched only for a files statement by a signer the policy trusts
+    # (the check then names the signer): a stranger's or a broken bundle costs no download.
+    if archives is None and has_tar and any(c.kind == KIND_FILES and c.signer_id for c, _ in done):
+        files, listed = _version_files(
+            store,
+            artifact,
+            source=source,
+            tar_folder=tar_folder,
+            progress=progress,
+            workers=workers,
+        )
+        done = check_all(files)
     outcome = verdict(artifact.digest, [c for c, _ in done])
     trusted_ids = {c.signer_id for c in outcome.checks if c.signer in outcome.signers}
     files_bundle = next(

@@ -315,3 +315,28 @@ def test_a_statement_with_a_wrong_inner_digest_is_untrusted_and_nothing_is_writt
     )
     assert cli("pull", ref, "-o", str(out), "--verify-key", str(key.public), env=env).code == 0
     assert _tree(out / "tokenizer") == _tree(tmp_path / "model-1.0.0" / "tokenizer")
+
+
+def test_a_strangers_signature_costs_no_download_of_the_folder(
+    tmp_path: Path, registry: Registry, repo: str, key: KeyPair
+) -> None:
+    # The folder's blob is fetched only to check a files statement by a signer the policy
+    # trusts: a stranger's bundle (anyone who can push a referrer) makes nothing download.
+    env = base_env(tmp_path / "home")
+    stranger = write_key(tmp_path / "keys", "stranger")
+    _publish(tmp_path, repo, env, "--sign-key", str(stranger.private))
+    found = _store(repo, tmp_path).find_manifest("1.0.0")
+    assert found is not None
+    [folder] = [
+        layer["digest"]
+        for layer in json.loads(found[0])["layers"]
+        if layer["mediaType"].endswith(".tar")
+    ]
+    blob = rf"/blobs/{folder}$"
+    ref = f"{repo}:1.0.0"
+    before = registry.requests_seen("GET", blob)
+    _untrusted(cli("verify", ref, "--key", str(key.public), env=env), "untrusted")
+    assert registry.requests_seen("GET", blob) == before
+    trusted = cli("verify", ref, "--key", str(stranger.public), env=env)
+    assert trusted.code == 0, trusted.err
+    assert registry.requests_seen("GET", blob) == before + 1
