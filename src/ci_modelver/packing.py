@@ -16,7 +16,7 @@ from ci_modelver.adapters.git import GitInfo, read_git
 from ci_modelver.adapters.github import scrub
 from ci_modelver.adapters.hashcache import DigestCache, cache_path
 from ci_modelver.adapters.store import BlobSource
-from ci_modelver.core.context import repository_url, rfc3339, run_url
+from ci_modelver.core.context import repository_url, rfc3339, run_url, source_date_epoch
 from ci_modelver.core.manifest import FileEntry, FileType, Manifest
 from ci_modelver.core.modelpack import Packed, PackedFile, Provenance, pack
 from ci_modelver.core.provenance import (
@@ -40,13 +40,9 @@ def created_time(
     Outside git the clock would make every re-publish of unchanged files a new digest (and so
     exit 4); the files' own times keep it idempotent. The clock is the last resort only.
     """
-    raw = env.get("SOURCE_DATE_EPOCH")
-    if raw:
-        if not (raw.isascii() and raw.isdigit()) or int(raw) > 253402300799:
-            raise InputError(
-                f"SOURCE_DATE_EPOCH={raw[:40]!r} is not a number of seconds since 1970 (up to the year 9999)"
-            )
-        return rfc3339(int(raw))
+    pinned = source_date_epoch(env)
+    if pinned is not None:
+        return rfc3339(pinned)
     if git.commit_time is not None:
         return rfc3339(git.commit_time)
     if newest_mtime is not None:

@@ -241,3 +241,7 @@ def test_site_command_line(tmp_path: Path) -> None:
         "site", repo, "--output", str(out), "--base-url", "https://evil.example/", env=env
     )
     assert bad.code == 2 and "--base-url" in bad.err
+    for epoch in ("253402300800", "-1", "soon"):  # after 9999, before 1970, not a number
+        late = run_cli(*args, env={**env, "SOURCE_DATE_EPOCH": epoch})
+        assert late.code == 2 and "SOURCE_DATE_EPOCH" in late.err, late.err
+        assert "Traceback" not in late.err and len(late.err.strip().splitlines()) == 1

@@ -262,6 +262,7 @@ runs:
       run: |
         if [ -z "$(ls -A "$ARTIFACT_PATH" 2>/dev/null)" ]; then
           [ "$IF_NO_FILES_FOUND" = "error" ] && { echo "::error::no files at $ARTIFACT_PATH"; exit 1; }
+          [ "$IF_NO_FILES_FOUND" = "warn" ] && echo "::warning::no files at $ARTIFACT_PATH"
           exit 0
         fi
         dest="$TEST_ARTIFACT_DIR/$ARTIFACT_NAME"

@@ -306,6 +306,19 @@ def test_a_page_no_longer_in_the_site_is_removed_and_nothing_else(tmp_path: Path
     assert files == sorted([*pruned, "CNAME", "old/notes.html", RECORD])
 
 
+def test_a_stale_name_for_a_page_still_kept_removes_nothing(tmp_path: Path) -> None:
+    # What a case-insensitive file system does when a slug changes only in case (Foo/ → foo/):
+    # the old name and the new one are the same file. A hard link of an unchanged page makes
+    # the same here.
+    out = tmp_path / "out"
+    write_files(out, {"Foo/index.html": b"page"})
+    (out / "foo").mkdir()
+    os.link(out / "Foo" / "index.html", out / "foo" / "index.html")
+    done = write_files(out, {"foo/index.html": b"page"})
+    assert done.unchanged == ("foo/index.html",) and done.removed == ()
+    assert (out / "Foo" / "index.html").read_bytes() == b"page"  # the same file, still there
+
+
 def test_a_forged_record_cannot_remove_anything_outside_the_output(tmp_path: Path) -> None:
     out, outside = tmp_path / "out", tmp_path / "elsewhere"
     outside.mkdir()

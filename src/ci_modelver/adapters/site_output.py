@@ -91,7 +91,11 @@ def write_files(output: Path, files: Mapping[str, bytes]) -> Written:
                 continue
         _replace(target, data)
         written.append(relative)
-    removed = [relative for relative in sorted(before - set(files)) if _remove(root, relative)]
+    # On a case-insensitive file system a page renamed only in case (Foo/ → foo/) is the file
+    # just written under its old name: it must not go.
+    kept = {_identity(target) for target in targets.values()}
+    stale = sorted(before - set(files))
+    removed = [relative for relative in stale if _remove(root, relative, kept)]
     _record(root, set(files))
     return Written(tuple(written), tuple(unchanged), tuple(removed))
 
@@ -116,8 +120,17 @@ def _record(root: Path, files: set[str]) -> None:
     _replace(root / RECORD, body)
 
 
-def _remove(root: Path, relative: str) -> bool:
-    """Delete one stale file of ours, then the folders it leaves empty; never through a symlink."""
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _remove(root: Path, relative: str, kept: set[tuple[int, int] | None]) -> bool:
+    """Delete one stale file of ours, then the folders it leaves empty; never through a symlink,
+    never a file that is also one of the pages kept (``kept``: their device and inode)."""
     current = root
     parts = relative.split("/")
     for part in parts[:-1]:
@@ -125,7 +138,7 @@ def _remove(root: Path, relative: str) -> bool:
         if current.is_symlink() or not current.is_dir():
             return False
     target = current / parts[-1]
-    if target.is_symlink() or not target.is_file():
+    if target.is_symlink() or not target.is_file() or _identity(target) in kept:
         return False
     try:
         target.unlink()

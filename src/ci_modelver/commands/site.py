@@ -12,6 +12,7 @@ from typing import Any
 from ci_modelver.adapters.site_output import write_files
 from ci_modelver.adapters.site_source import ManifestReader, read_repository
 from ci_modelver.adapters.store import Store
+from ci_modelver.core.context import source_date_epoch
 from ci_modelver.core.site_model import RepoSnapshot, TrustStatus, VersionSnapshot, site_view
 from ci_modelver.core.trust import Policy
 from ci_modelver.errors import InputError, Untrusted
@@ -36,7 +37,8 @@ def register(sub: Any, parents: Parents) -> None:
         description="Write static pages (HTML, one CSS file, models.json) for one or more "
         "repositories: models with their latest version and aliases, per model the versions, the "
         "alias timeline and a trend chart per gated metric, per version its full record. Reads "
-        "manifests only; the pages load nothing from anywhere else.",
+        "manifests only (with a trust policy, also the signature bundles, and a folder layer's blob "
+        "for a trusted signer's files statement); the pages load nothing from anywhere else.",
     )
     p.add_argument(
         "repositories",
@@ -120,23 +122,9 @@ def run(args: argparse.Namespace, inv: Invocation) -> SiteResult:
     )
 
 
-def _pinned_time(settings: Settings) -> int | None:
-    """SOURCE_DATE_EPOCH, when set: the time the pages show and signatures are checked at."""
-    raw = settings.env.get("SOURCE_DATE_EPOCH")
-    if not raw:
-        return None
-    try:
-        seconds = int(raw)
-        time.gmtime(seconds)
-    except (ValueError, OverflowError, OSError):
-        raise InputError(f"SOURCE_DATE_EPOCH={raw!r}: not a number of seconds") from None
-    return seconds
-
-
-def _generated(settings: Settings) -> str | None:
+def _generated(pinned: int | None) -> str | None:
     """The generation time only when SOURCE_DATE_EPOCH pins it (else the bytes would change)."""
-    seconds = _pinned_time(settings)
-    return None if seconds is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+    return None if pinned is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pinned))
 
 
 def _checked(
@@ -184,7 +172,7 @@ def site(
 
     base = check_base_url(base_url)
     policy = load_policy(settings, key_files=key_files or [], ca=ca, identity=identity)
-    pinned = _pinned_time(settings)
+    pinned = source_date_epoch(settings.env)
     at = dt.datetime.fromtimestamp(pinned if pinned is not None else time.time(), dt.timezone.utc)
     if not title.strip():
         raise InputError("--title: give a non-empty title")
@@ -206,7 +194,7 @@ def site(
             snapshot = _checked(store, snapshot, policy, at, settings.concurrency)
         snapshots.append(snapshot)
         fetched, cached = fetched + reader.fetched, cached + reader.cached
-    view = site_view(title, _generated(settings), snapshots)
+    view = site_view(title, _generated(pinned), snapshots)
     files = render_site(view, base_url=base)
     done = write_files(output, files)
     models = tuple(
@@ -216,7 +204,7 @@ def site(
             f"{m.slug}/",
             len(m.versions),
             1 + len(m.versions),
-            sum(1 for v in m.versions if v.trust and v.trust.trusted) if m.checked else None,
+            None if policy.empty else sum(1 for v in m.versions if v.trust and v.trust.trusted),
         )
         for m in view.models
     )

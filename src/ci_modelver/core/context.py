@@ -6,6 +6,24 @@ import datetime as dt
 from collections.abc import Mapping
 
 from ci_modelver.core.text import strip_userinfo
+from ci_modelver.errors import InputError
+
+# 9999-12-31T23:59:59Z: the last second an RFC 3339 timestamp (four-digit year) can show.
+LAST_EPOCH = 253402300799
+
+
+def source_date_epoch(env: Mapping[str, str]) -> int | None:
+    """SOURCE_DATE_EPOCH as seconds, None when unset or empty; InputError when it is not a
+    whole number of seconds from 1970 to the year 9999."""
+    raw = env.get("SOURCE_DATE_EPOCH")
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > LAST_EPOCH:
+        raise InputError(
+            f"SOURCE_DATE_EPOCH={raw[:40]!r} is not a number of seconds since 1970 "
+            "(up to the year 9999)"
+        )
+    return int(raw)
 
 
 def rfc3339(epoch: float) -> str:
