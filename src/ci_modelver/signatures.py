@@ -455,6 +455,17 @@ def signature_checks(
     entries.sort(key=lambda e: e.annotations.get(ANN_CREATED, ""), reverse=True)
     entries = entries[:MAX_BUNDLES]
     has_tar = any(is_tar_layer(layer) for layer in artifact.layers)
+
+    def version_files() -> tuple[dict[str, str] | None, dict[str, ArchiveFiles]]:
+        return _version_files(
+            store,
+            artifact,
+            source=source,
+            tar_folder=tar_folder,
+            progress=progress,
+            workers=workers,
+        )
+
     files: dict[str, str] | None
     if archives is not None:
         try:
@@ -463,14 +474,7 @@ def signature_checks(
             files = None
         listed = dict(archives)
     elif not has_tar:
-        files, listed = _version_files(
-            store,
-            artifact,
-            source=source,
-            tar_folder=tar_folder,
-            progress=progress,
-            workers=workers,
-        )
+        files, listed = version_files()
     else:
         files, listed = None, {}  # until a trusted files statement needs them (below)
 
@@ -509,14 +513,7 @@ def signature_checks(
     # A folder layer's blob is fetched only for a files statement by a signer the policy trusts
     # (the check then names the signer): a stranger's or a broken bundle costs no download.
     if archives is None and has_tar and any(c.kind == KIND_FILES and c.signer_id for c, _ in done):
-        files, listed = _version_files(
-            store,
-            artifact,
-            source=source,
-            tar_folder=tar_folder,
-            progress=progress,
-            workers=workers,
-        )
+        files, listed = version_files()
         done = check_all(files)
     outcome = verdict(artifact.digest, [c for c, _ in done])
     trusted_ids = {c.signer_id for c in outcome.checks if c.signer in outcome.signers}
