@@ -8,18 +8,17 @@ destination, which verifies them as it writes (no temporary file, bounded memory
 
 from __future__ import annotations
 
-import io
+import functools
 import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from dataclasses import dataclass, field, replace
+from typing import BinaryIO
 
-from ci_modelver.adapters import cancel
 from ci_modelver.adapters.referrers import add_referrers, list_referrers
-from ci_modelver.adapters.store import CHUNK, BlobSource, Progress, Store
+from ci_modelver.adapters.store import CHUNK, BlobSource, CancellableReader, Progress, Store
 from ci_modelver.core.audit import alias_of_audit_tag, parse_move
 from ci_modelver.core.copy_plan import (
     MAX_DEPTH,
@@ -36,33 +35,9 @@ from ci_modelver.core.text import one_line
 from ci_modelver.errors import ArtifactError, IntegrityError, RemoteError, TooSlow
 
 
-class _Cancellable(io.RawIOBase):
-    """A source blob stream whose every read first checks for cancellation (SIGINT/SIGTERM),
-    like the file reads of a publish: a stopped copy stops sending within one read."""
-
-    def __init__(self, inner: BinaryIO) -> None:
-        super().__init__()
-        self._inner = inner
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        cancel.check()
-        data = self._inner.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            try:
-                self._inner.close()
-            finally:
-                super().close()
-
-
 def _source_stream(src: Store, blob: Descriptor) -> BinaryIO:
-    return io.BufferedReader(_Cancellable(src.open_blob(blob)), CHUNK)
+    # open_blob gives a buffered stream; BufferedReader only needs its readinto.
+    return CancellableReader(src.open_blob(blob), CHUNK)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -98,27 +73,28 @@ class Tree:
     nodes: dict[str, Node]
     skipped: tuple[str, ...] = ()
 
+    @functools.cached_property
     def order(self) -> list[Node]:
+        """Referred-to first, the version's own manifest last (computed once)."""
         return write_order(self.nodes, self.root.digest)
 
     def blobs(self) -> list[Descriptor]:
         seen: dict[str, Descriptor] = {}
-        for node in self.order():
+        for node in self.order:
             for blob in node.parts.blobs:
                 seen.setdefault(blob.digest, blob)
         return list(seen.values())
 
     def referrers(self) -> list[Node]:
-        return [n for n in self.order() if n.is_referrer]
+        return [n for n in self.order if n.is_referrer]
 
 
-def read_node(store: Store, digest: str, source: str, media_type: str) -> tuple[bytes, Node] | None:
+def read_node(store: Store, digest: str, source: str, media_type: str) -> Node | None:
     """A manifest by digest (verified by the store), or None when the source lacks it."""
     found = store.find_manifest(digest)
     if found is None:
         return None
-    data = found[0]
-    return data, Node(digest, manifest_parts(data, f"{source}@{digest}", media_type), data)
+    return Node(digest, manifest_parts(found[0], f"{source}@{digest}", media_type), found[0])
 
 
 def audit_tags(tags: Iterable[str]) -> list[str]:
@@ -154,21 +130,20 @@ class _TreeReader:
             self.note(f"{self.src.display}: a referrer of {subject} has an invalid digest; skipped")
             return None
         try:
-            read = read_node(self.src, found.digest, self.src.display, found.media_type)
+            node = read_node(self.src, found.digest, self.src.display, found.media_type)
         except (ArtifactError, IntegrityError) as exc:
             self.note(f"{exc}; skipped")
             return None
-        if read is None:
+        if node is None:
             self.note(f"{where}: listed as a referrer of {subject} but missing; skipped")
             return None
-        data, node = read
         if node.parts.subject != subject:
             self.note(
                 f"{where}: listed as a referrer of {subject}, but its subject differs; skipped"
             )
             return None
-        entry = referrer_entry(found, node.parts, len(data))
-        return Node(found.digest, node.parts, data, entry, self._record_tags(data, found.digest))
+        entry = referrer_entry(found, node.parts, len(node.data))
+        return replace(node, entry=entry, tags=self._record_tags(node.data, found.digest))
 
     def listed(self, parent: Node, known: set[str]) -> list[Node]:
         """The manifests ``parent`` lists (an index) and its referrers, not yet in ``known``."""
@@ -176,13 +151,13 @@ class _TreeReader:
         for child in parent.parts.children:
             if child.digest in known:
                 continue
-            read = read_node(self.src, child.digest, self.src.display, child.media_type)
-            if read is None:
+            node = read_node(self.src, child.digest, self.src.display, child.media_type)
+            if node is None:
                 raise ArtifactError(
                     f"{self.src.display}@{parent.digest}: lists manifest {child.digest}, which "
                     "the source does not have; the source is incomplete"
                 )
-            out.append(read[1])
+            out.append(node)
         for found in list_referrers(self.src, parent.digest):
             if found.digest not in known:
                 node = self.referrer(parent.digest, found)
@@ -289,7 +264,7 @@ def write_tree(
     """
     done = Written()
     by_subject: dict[str, list[Descriptor]] = {}
-    for node in tree.order():
+    for node in tree.order:
         wrote = False
         tags = [t for t in node.tags if tags_needed(t, node.digest)]
         for tag in tags:

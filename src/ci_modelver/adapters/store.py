@@ -82,12 +82,13 @@ class BlobSource:
         if self.opener is not None:
             return self.opener()
         if self.path is not None:
-            return _CancellableReader(io.FileIO(self.path, "rb"), CHUNK)
+            return CancellableReader(io.FileIO(self.path, "rb"), CHUNK)
         return io.BytesIO(self.data or b"")
 
 
-class _CancellableReader(io.BufferedReader):
-    """A file read for an upload: every read first checks for cancellation (SIGINT/SIGTERM)."""
+class CancellableReader(io.BufferedReader):
+    """A stream read for an upload or a copy: every read first checks for cancellation
+    (SIGINT/SIGTERM), so a stopped transfer stops sending within one read."""
 
     def read(self, size: int | None = -1, /) -> bytes:
         cancel.check()

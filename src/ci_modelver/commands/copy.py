@@ -43,7 +43,7 @@ from ci_modelver.core.copy_plan import (
     select_versions,
     tag_needed,
 )
-from ci_modelver.core.modelpack import OCI_MANIFEST, Descriptor, parse_model_manifest
+from ci_modelver.core.modelpack import OCI_MANIFEST, Descriptor, ModelArtifact, parse_model_manifest
 from ci_modelver.core.refs import Reference, is_version_tag
 from ci_modelver.errors import InputError, ModelverError
 from ci_modelver.settings import Settings
@@ -55,6 +55,7 @@ from ci_modelver.toolkit import (
     move_tag,
     open_store,
     parse_reference,
+    read_model,
     repository_argument,
     version_of,
 )
@@ -184,25 +185,20 @@ class _Root:
     tag: str | None
 
 
-def _version_tag(src: Store, data: bytes, digest: str, tags: set[str], source: str) -> str | None:
-    """The version tag that holds ``digest`` at the source: the one its record names."""
-    try:
-        version = version_of(parse_model_manifest(data, digest, source))
-    except ModelverError:
-        return None
+def _version_tag(src: Store, artifact: ModelArtifact, tags: set[str]) -> str | None:
+    """The version tag that holds the version at the source: the one its record names."""
+    version = version_of(artifact)
     if version is None or not is_version_tag(version) or version not in tags:
         return None
     found = src.resolve(version)
-    return version if found is not None and found.digest == digest else None
+    return version if found is not None and found.digest == artifact.digest else None
 
 
-def _root(src: Store, source: Reference, reference: str) -> tuple[bytes, str]:
-    """Exact bytes and digest of a version at the source; it must be a model artifact."""
-    data, digest = src.get_manifest(reference)
-    parse_model_manifest(
-        data, digest, f"{source}{'@' if reference.startswith('sha256:') else ':'}{reference}"
+def _root(src: Store, source: Reference, reference: str) -> tuple[bytes, ModelArtifact]:
+    """Exact bytes of a version at the source and the model artifact they must be."""
+    return read_model(
+        src, f"{source}{'@' if reference.startswith('sha256:') else ':'}{reference}", reference
     )
-    return data, digest
 
 
 def _targets(
@@ -221,8 +217,8 @@ def _targets(
     out: list[tuple[bytes, str, str | None]] = []
     if selecting:
         for version in select_versions(tags, keep_last):
-            data, digest = _root(src, source, version)
-            out.append((data, digest, version))
+            data, artifact = _root(src, source, version)
+            out.append((data, artifact.digest, version))
         return out, skipped
     target = ref.digest or ref.tag
     assert target is not None
@@ -240,19 +236,19 @@ def _targets(
                 )
                 continue
             try:
-                parse_model_manifest(found[0], digest, f"{source}@{digest}")
+                artifact = parse_model_manifest(found[0], digest, f"{source}@{digest}")
             except ModelverError as exc:
                 skipped.append(f"{exc}; skipped")
                 continue
-            out.append((found[0], digest, _version_tag(src, found[0], digest, tags, str(source))))
+            out.append((found[0], digest, _version_tag(src, artifact, tags)))
         if not out:
             raise InputError(
                 f"copy: {ref} has no version to copy: the alias and its history point at nothing the source has"
             )
         return out, skipped
-    data, digest = _root(src, source, target)
+    data, artifact = _root(src, source, target)
     tag = ref.tag if ref.tag and is_version_tag(ref.tag) else None
-    return [(data, digest, tag or _version_tag(src, data, digest, tags, str(source)))], skipped
+    return [(data, artifact.digest, tag or _version_tag(src, artifact, tags))], skipped
 
 
 def _source_aliases(src: Store, tags: set[str]) -> dict[str, str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ci_modelver.core import json_bounds
 from ci_modelver.core.audit import AUDIT_TAG_PREFIX, AliasMove
-from ci_modelver.core.modelpack import Descriptor
+from ci_modelver.core.modelpack import Descriptor, parse_descriptor
 from ci_modelver.core.refs import DIGEST_RE, is_version_tag, semver_key
 from ci_modelver.errors import ArtifactError, ConflictError, InputError, JSONRefused
 
@@ -50,20 +50,6 @@ class Node:
         return self.entry is not None
 
 
-def _descriptor(raw: object, where: str, source: str) -> Descriptor:
-    if not isinstance(raw, dict):
-        raise ArtifactError(f"{source}: {where} is not a descriptor object")
-    digest, size, media = raw.get("digest"), raw.get("size"), raw.get("mediaType")
-    if not isinstance(digest, str) or not DIGEST_RE.match(digest):
-        raise ArtifactError(f"{source}: {where}.digest is missing or not a sha256 digest")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise ArtifactError(f"{source}: {where}.size is missing or negative")
-    if not isinstance(media, str):
-        raise ArtifactError(f"{source}: {where}.mediaType is missing")
-    artifact = raw.get("artifactType")
-    return Descriptor(media, digest, size, {}, artifact if isinstance(artifact, str) else None)
-
-
 def manifest_parts(data: bytes, source: str, fallback_media: str) -> ManifestParts:
     """Blobs, listed manifests and subject of manifest bytes; ArtifactError when they are not a
     manifest or index whose descriptors can be trusted as paths and URLs."""
@@ -77,18 +63,18 @@ def manifest_parts(data: bytes, source: str, fallback_media: str) -> ManifestPar
     media_type = media if isinstance(media, str) and media else fallback_media
     blobs: list[Descriptor] = []
     if "config" in doc:
-        blobs.append(_descriptor(doc["config"], "config", source))
+        blobs.append(parse_descriptor(doc["config"], "config", source))
     layers = doc.get("layers", [])
     if not isinstance(layers, list):
         raise ArtifactError(f"{source}: layers is not a list")
-    blobs.extend(_descriptor(layer, f"layers[{i}]", source) for i, layer in enumerate(layers))
+    blobs.extend(parse_descriptor(layer, f"layers[{i}]", source) for i, layer in enumerate(layers))
     listed = doc.get("manifests", [])
     if not isinstance(listed, list):
         raise ArtifactError(f"{source}: manifests is not a list")
-    children = tuple(_descriptor(m, f"manifests[{i}]", source) for i, m in enumerate(listed))
+    children = tuple(parse_descriptor(m, f"manifests[{i}]", source) for i, m in enumerate(listed))
     subject = None
     if doc.get("subject") is not None:
-        subject = _descriptor(doc["subject"], "subject", source).digest
+        subject = parse_descriptor(doc["subject"], "subject", source).digest
     artifact = doc.get("artifactType")
     if not isinstance(artifact, str):
         config_media = blobs[0].media_type if "config" in doc and blobs else None

@@ -377,7 +377,8 @@ class ModelArtifact:
         return FILE_TYPE_OF.get(layer.media_type, layer.media_type)
 
 
-def _descriptor(raw: Any, where: str, source: str) -> Descriptor:
+def parse_descriptor(raw: Any, where: str, source: str) -> Descriptor:
+    """One OCI descriptor, checked; ArtifactError naming ``where`` when it cannot be trusted."""
     if not isinstance(raw, dict):
         raise ArtifactError(f"{source}: {where} is not a descriptor object")
     digest, size, media = raw.get("digest"), raw.get("size"), raw.get("mediaType")
@@ -392,7 +393,10 @@ def _descriptor(raw: Any, where: str, source: str) -> Descriptor:
         isinstance(v, str) for v in annotations.values()
     ):
         raise ArtifactError(f"{source}: {where}.annotations must map strings to strings")
-    return Descriptor(media, digest, size, annotations, raw.get("artifactType"))
+    artifact = raw.get("artifactType")
+    return Descriptor(
+        media, digest, size, annotations, artifact if isinstance(artifact, str) else None
+    )
 
 
 def parse_model_manifest(data: bytes, digest: str, source: str) -> ModelArtifact:
@@ -407,7 +411,7 @@ def parse_model_manifest(data: bytes, digest: str, source: str) -> ModelArtifact
         )
     if media == DOCKER_MANIFEST:
         raise ArtifactError(f"{source}: is a Docker container image, not a model artifact")
-    config = _descriptor(doc.get("config"), "config", source)
+    config = parse_descriptor(doc.get("config"), "config", source)
     if doc.get("artifactType") != MODEL_ARTIFACT and config.media_type != MODEL_CONFIG:
         kind = doc.get("artifactType") or config.media_type
         raise ArtifactError(
@@ -417,7 +421,9 @@ def parse_model_manifest(data: bytes, digest: str, source: str) -> ModelArtifact
     raw_layers = doc.get("layers")
     if not isinstance(raw_layers, list):
         raise ArtifactError(f"{source}: the manifest has no layers list")
-    layers = tuple(_descriptor(layer, f"layers[{i}]", source) for i, layer in enumerate(raw_layers))
+    layers = tuple(
+        parse_descriptor(layer, f"layers[{i}]", source) for i, layer in enumerate(raw_layers)
+    )
     annotations = doc.get("annotations") or {}
     if not isinstance(annotations, dict):
         raise ArtifactError(f"{source}: manifest annotations are not a mapping")
