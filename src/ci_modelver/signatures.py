@@ -305,16 +305,14 @@ def sign_version(
     version: str | None,
     source: str,
     now: Callable[[], float] = time.time,
-    archives: Mapping[str, ArchiveFiles] | None = None,
 ) -> tuple[SignedRecord, ...]:
     """Sign the version's files and its manifest digest; store both bundles as referrers.
 
-    The files of tar layers come from ``archives`` (see :func:`tar_archives`), else they are
-    read from the store, once. The version's manifest is not touched: its digest never changes.
-    Nothing is stored when a statement cannot be made (ArtifactError, UnsafeArchive).
+    The files of tar layers are read from the store, once (see :func:`tar_archives`). The
+    version's manifest is not touched: its digest never changes. Nothing is stored when a
+    statement cannot be made (ArtifactError, UnsafeArchive).
     """
-    if archives is None:
-        archives = tar_archives(store, artifact, source=source)
+    archives = tar_archives(store, artifact, source=source)
     files = layer_files(artifact, source, archives)
     created = precise_time(now())
     statements = (
@@ -439,14 +437,13 @@ def signature_checks(
     source: str,
     at: dt.datetime | None = None,
     workers: int = 4,
-    archives: Mapping[str, ArchiveFiles] | None = None,
     tar_folder: Path | None = None,
     progress: Progress | None = None,
 ) -> Verification:
     """Every signature of the version checked against ``policy`` (nothing raised for them).
 
-    The files inside tar layers come from ``archives``, else (only when a signer the policy
-    trusts made a files statement to check them against) each tar blob is fetched into
+    The files inside tar layers are listed only when a signer the policy trusts made a files
+    statement to check them against: each tar blob is then fetched into
     ``tar_folder`` and read there, see :func:`tar_archives`. Untrusted (exit 5) when such a
     tar layer cannot be listed at all.
     """
@@ -467,13 +464,7 @@ def signature_checks(
         )
 
     files: dict[str, str] | None
-    if archives is not None:
-        try:
-            files = layer_files(artifact, source, archives)
-        except ArtifactError:
-            files = None
-        listed = dict(archives)
-    elif not has_tar:
+    if not has_tar:
         files, listed = version_files()
     else:
         files, listed = None, {}  # until a trusted files statement needs them (below)
@@ -488,33 +479,35 @@ def signature_checks(
             )
             return entry, failed
 
-    def check_all(files: Mapping[str, str] | None) -> list[tuple[SignatureCheck, bytes | None]]:
-        done: list[tuple[SignatureCheck, bytes | None]] = []
-        for entry, data in bundles:
-            if isinstance(data, SignatureCheck):
-                done.append((data, None))
-                continue
-            created = entry.annotations.get(ANN_CREATED)
-            result = check_bundle(
-                data,
-                entry.digest,
-                digest=artifact.digest,
-                files=files,
-                policy=policy,
-                at=when,
-                created=created,
-            )
-            done.append((result, data))
-        return done
+    def check(
+        entry: Descriptor, data: bytes | SignatureCheck, files: Mapping[str, str] | None
+    ) -> tuple[SignatureCheck, bytes | None]:
+        if isinstance(data, SignatureCheck):
+            return data, None
+        created = entry.annotations.get(ANN_CREATED)
+        result = check_bundle(
+            data,
+            entry.digest,
+            digest=artifact.digest,
+            files=files,
+            policy=policy,
+            at=when,
+            created=created,
+        )
+        return result, data
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         bundles = list(pool.map(fetch, entries))
-    done = check_all(files)
+    done = [check(entry, data, files) for entry, data in bundles]
     # A folder layer's blob is fetched only for a files statement by a signer the policy trusts
     # (the check then names the signer): a stranger's or a broken bundle costs no download.
-    if archives is None and has_tar and any(c.kind == KIND_FILES and c.signer_id for c, _ in done):
+    # Only the files statements are checked again, against the listing.
+    if has_tar and any(c.kind == KIND_FILES and c.signer_id for c, _ in done):
         files, listed = version_files()
-        done = check_all(files)
+        done = [
+            check(entry, data, files) if first.kind == KIND_FILES else (first, raw)
+            for (entry, data), (first, raw) in zip(bundles, done, strict=True)
+        ]
     outcome = verdict(artifact.digest, [c for c, _ in done])
     trusted_ids = {c.signer_id for c in outcome.checks if c.signer in outcome.signers}
     files_bundle = next(

@@ -378,7 +378,8 @@ def _retry_after(reply: Reply | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-def _same_origin(url: str, base: str) -> bool:
+def same_origin(url: str, base: str) -> bool:
+    """Whether ``url`` has the scheme, host and port of ``base``."""
     a, b = urlsplit(url), urlsplit(base)
     return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
 
@@ -638,11 +639,7 @@ class RegistryHTTP:
             try:
                 response = self._send(method, url, scope, body, headers, watch)
             except requests.RequestException as exc:
-                if watch.expired and answered is not None:
-                    # The budget ran out during a retry of an answer the server kept giving:
-                    # that answer is the cause, not the slowness of the last attempt.
-                    raise self._gave_up(label, answered, attempt - 1) from None
-                self._raise_if_final(exc, label, url, watch)
+                self._raise_if_final(exc, label, url, watch, answered, attempt - 1)
                 delay = self._backoff(attempt, None, exc, deadline, label, watch)
             else:
                 reply = Reply(response, watch, label, url, self)
@@ -668,10 +665,23 @@ class RegistryHTTP:
             self.sleep(delay)
 
     def _raise_if_final(
-        self, exc: requests.RequestException, label: str, url: str, watch: _Watch
+        self,
+        exc: requests.RequestException,
+        label: str,
+        url: str,
+        watch: _Watch,
+        answered: str | None,
+        attempts: int,
     ) -> None:
-        """Raise unless ``exc`` is a connection failure another attempt may get past."""
+        """Raise unless ``exc`` is a connection failure another attempt may get past.
+
+        ``answered``: the answer the server gave to the ``attempts`` before, which were retried.
+        """
         if watch.expired:
+            if answered is not None:
+                # The time ran out retrying an answer the server kept giving: that answer is
+                # the cause, not the slowness of the attempt it cut off.
+                raise self._gave_up(label, answered, attempts) from None
             raise self.too_slow(label, url, watch) from None
         final = self._tls_failure(exc, label)
         if final is not None:
@@ -784,7 +794,7 @@ class RegistryHTTP:
         auth = self._auth_header(scope)
         # Credentials go only to the registry itself: an upload Location or a Link header may
         # point at another host (or at plain http), which must never see them.
-        if auth and _same_origin(url, self.base):
+        if auth and same_origin(url, self.base):
             merged["Authorization"] = auth
         data = body() if body is not None else None
         started = time.monotonic()

@@ -23,10 +23,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import urlencode, urljoin
 
 from ci_modelver.adapters import cancel
-from ci_modelver.adapters.http import RegistryHTTP, describe_error
+from ci_modelver.adapters.http import RegistryHTTP, describe_error, same_origin
 from ci_modelver.adapters.store import Progress, UploadNote
 from ci_modelver.adapters.upload_journal import Entry, UploadJournal, identity
 from ci_modelver.errors import InputError, RemoteError, UploadSessionLost
@@ -132,10 +132,6 @@ class ChunkedUploader:
             raise RemoteError(f"{what}: the registry gave no upload Location")
         return urljoin(url, location)
 
-    def _ours(self, location: str) -> bool:
-        a, b = urlsplit(location), urlsplit(self.http.url("/"))
-        return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
-
     def _status(self, location: str, what: str) -> tuple[str, int] | str:
         """Where the session stands: (location, bytes held), or why it cannot be resumed."""
         with self.http.request(
@@ -188,7 +184,7 @@ class ChunkedUploader:
         reason: str
         if entry.file != file_id or entry.size != size:
             reason = "the file changed since the interrupted upload"
-        elif not self._ours(entry.location):
+        elif not same_origin(entry.location, self.http.url("/")):
             # The file's bytes would go wherever the journal says: only to this registry.
             reason = "the recorded session is not on this registry"
         else:
