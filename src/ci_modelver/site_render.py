@@ -19,7 +19,7 @@ from jinja2 import Environment, FunctionLoader, StrictUndefined, select_autoesca
 from markupsafe import Markup
 
 from ci_modelver.core import charts
-from ci_modelver.core.site_model import ChartView, ModelView, SiteView, VersionView, value_text
+from ci_modelver.core.site_model import ChartView, ModelView, SiteView, value_text
 from ci_modelver.core.text import human_size
 from ci_modelver.errors import InputError
 
@@ -117,7 +117,7 @@ def render_site(view: SiteView, *, base_url: str | None = None) -> dict[str, byt
         files[f"{model.slug}/index.html"] = page("model.html", 1, model=model)
         for version in model.versions:
             files[f"{model.slug}/{version.slug}/index.html"] = page(
-                "version.html", 2, model=model, version=version, previous=_previous(model, version)
+                "version.html", 2, model=model, version=version
             )
     return files
 
@@ -134,7 +134,3 @@ def _sparkline_svg(model: ModelView) -> Markup:
     if not isinstance(model, ModelView):
         raise TypeError("sparkline_svg takes a ModelView")
     return Markup(model.sparkline)  # our own SVG, escaped in core.charts
-
-
-def _previous(model: ModelView, version: VersionView) -> VersionView | None:
-    return next((v for v in model.versions if v.version == version.parent), None)

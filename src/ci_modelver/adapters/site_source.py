@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
@@ -28,13 +27,12 @@ from ci_modelver.core.audit import (
 )
 from ci_modelver.core.inventory import SIGNATURE_TYPES
 from ci_modelver.core.modelpack import parse_model_manifest, sha256_digest
-from ci_modelver.core.refs import is_version_tag
+from ci_modelver.core.refs import DIGEST_RE, is_version_tag
 from ci_modelver.core.site_model import RepoSnapshot, VersionSnapshot
 from ci_modelver.errors import ModelverError
 
 T = TypeVar("T")
 R = TypeVar("R")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class ManifestReader:
@@ -59,7 +57,7 @@ class ManifestReader:
                 self.fetched += 1
 
     def _cache_file(self, digest: str) -> Path | None:
-        if self.cache is None or not _DIGEST.match(digest):
+        if self.cache is None or not DIGEST_RE.match(digest):
             return None
         return self.cache / "sha256" / digest.split(":", 1)[1]
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from ci_modelver.core import charts
 from ci_modelver.core.audit import AliasMove, Evaluation, overlay
+from ci_modelver.core.compare import gate_for
 from ci_modelver.core.modelpack import ANN_CREATED, ANN_DESCRIPTION, ModelArtifact
 from ci_modelver.core.refs import semver_key
 from ci_modelver.core.text import human_size, natural_key
@@ -24,6 +25,7 @@ from ci_modelver.core.version_diff import (
     VersionDiff,
     VersionInput,
     diff_versions,
+    record_gates,
     version_input,
 )
 
@@ -291,10 +293,6 @@ class ChartView:
     points: tuple[charts.ChartPoint, ...]
     svg: str
 
-    @property
-    def title(self) -> str:
-        return f"{self.set} / {self.metric}"
-
 
 @dataclass(frozen=True)
 class ModelView:
@@ -351,37 +349,25 @@ class SiteView:
         }
 
 
-def _gates(record: Mapping[str, Any]) -> Mapping[str, Any]:
-    raw = record.get("gates")
-    return raw if isinstance(raw, dict) else {}
-
-
-def _gate_of(gates: Mapping[str, Any], set_name: str, metric: str) -> Mapping[str, Any] | None:
-    for key in (f"{set_name}/{metric}", metric):
-        gate = gates.get(key)
-        if gate is not None:
-            return gate if isinstance(gate, dict) else {}
-    return None
-
-
 def _metrics(record: Mapping[str, Any], evaluations: Sequence[Evaluation]) -> list[MetricView]:
     published = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
     assert isinstance(published, dict)
     merged = overlay(published, evaluations)
     later = {s for e in evaluations for s in e.metrics}
-    gates = _gates(record)
+    # The same gates, read the same way, as the changes section's (version_diff): a metric is
+    # never "gated" in one table and not in the other.
+    gates = record_gates(record)
     rows: list[MetricView] = []
     for set_name in sorted(merged, key=natural_key):
         for metric in sorted(merged[set_name], key=natural_key):
-            gate = _gate_of(gates, set_name, metric)
-            direction = gate.get("direction") if gate is not None else None
+            gate = gate_for(gates, set_name, metric)
             rows.append(
                 MetricView(
                     set_name,
                     metric,
                     merged[set_name][metric],
                     gate is not None,
-                    direction if isinstance(direction, str) else None,
+                    gate.direction if gate is not None else None,
                     "evaluation" if set_name in later else "published",
                 )
             )

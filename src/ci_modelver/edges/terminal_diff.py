@@ -13,6 +13,7 @@ from typing import Any
 
 from ci_modelver.commands.diff import DiffResult
 from ci_modelver.core.compare_report import md, num, signed
+from ci_modelver.core.refs import DIGEST_RE
 from ci_modelver.core.text import human_size, one_line
 from ci_modelver.core.version_diff import (
     ADDED,
@@ -249,20 +250,12 @@ def _md_data(change: DataChange) -> list[str]:
             return "—"
         digest = (
             f" `{state.digest}`"
-            if state.digest and _is_digest(state.digest)
+            if state.digest and DIGEST_RE.match(state.digest)
             else (f" {md(state.digest)}" if state.digest else "")
         )
         return f"{md(state.uri or '—')}{digest}"
 
     return [md(change.name), change.change, cell(change.a), cell(change.b)]
-
-
-def _is_digest(text: str) -> bool:
-    return (
-        text.startswith("sha256:")
-        and len(text) == 71
-        and all(c in "0123456789abcdef" for c in text[7:])
-    )
 
 
 def _md_values(title: str, changes: Sequence[ValueChange]) -> list[str]:
