@@ -19,7 +19,6 @@ from ci_modelver.adapters.github_packages import (
     LAST_VERSION,
     PackageVersions,
     api_url_from,
-    checked_digest,
     is_last_version,
     next_page,
     owners,
@@ -27,6 +26,7 @@ from ci_modelver.adapters.github_packages import (
     split_repository,
     token_from,
 )
+from ci_modelver.core.refs import check_digest
 from ci_modelver.errors import GitHubError, InputError, exit_code_of
 
 API = "https://api.github.com"
@@ -61,10 +61,10 @@ def test_split_repository_refuses(path: str) -> None:
 
 
 def test_checked_digest() -> None:
-    assert checked_digest(D1) == D1
+    assert check_digest(D1) == D1
     for bad in ("1" * 64, "sha256:", "SHA256:abc", "sha256:a b"):
         with pytest.raises(InputError):
-            checked_digest(bad)
+            check_digest(bad)
 
 
 def test_owners_encode_the_package_name_as_one_segment() -> None:

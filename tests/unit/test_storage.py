@@ -16,7 +16,6 @@ from ci_modelver.core.modelpack import (
     OCI_INDEX,
     OCI_MANIFEST,
     canonical_json,
-    parse_model_manifest,
 )
 from ci_modelver.core.signing import BUNDLE_MEDIA_TYPE
 from ci_modelver.core.storage import storage_report
@@ -98,11 +97,7 @@ class Repo:
         for tag, d in self.tags.items():
             if tag.startswith("sha256-"):
                 referrers["sha256:" + tag[7:]] = self.manifests[d].children
-        models = {}
-        for tag, d in self.tags.items():
-            if tag[0].isdigit():
-                models[d] = parse_model_manifest(self.bytes[d], d, tag)
-        return Inventory(dict(self.tags), dict(self.manifests), models, referrers, missing)
+        return Inventory(dict(self.tags), dict(self.manifests), referrers, missing)
 
 
 W1, W2 = blob("w1", 1000), blob("w2", 2000)

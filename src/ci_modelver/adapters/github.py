@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from urllib3.util.retry import Retry
@@ -39,6 +40,21 @@ from ci_modelver.adapters.http import REDACTED, redact_secrets
 from ci_modelver.core import json_bounds
 from ci_modelver.core.text import one_line, redact_url
 from ci_modelver.errors import GitHubError, InputError, JSONRefused
+
+DEFAULT_API_URL = "https://api.github.com"
+
+
+def api_url_from(env: Mapping[str, str]) -> str:
+    """GITHUB_API_URL (default https://api.github.com); InputError when it is not http(s)."""
+    api = env.get("GITHUB_API_URL") or DEFAULT_API_URL
+    parts = urlsplit(api)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(
+            f"GITHUB_API_URL '{redact_url(one_line(api, 200))}' is not an http(s) URL; unset it "
+            "for api.github.com, or set it to your server's API (https://HOST/api/v3)"
+        )
+    return api.rstrip("/")
+
 
 if TYPE_CHECKING:
     from github import Github

@@ -63,15 +63,16 @@ from ci_modelver.adapters.github import (
     TIMEOUT,
     Answer,
     Budget,
+    api_url_from,
     classify,
     pause,
     transient,
 )
 from ci_modelver.core import json_bounds
+from ci_modelver.core.refs import check_digest
 from ci_modelver.core.text import one_line, redact_url
 from ci_modelver.errors import GitHubError, InputError, JSONRefused
 
-DEFAULT_API_URL = "https://api.github.com"
 TOKEN_VARIABLES = ("MODELVER_GITHUB_TOKEN", "GITHUB_TOKEN")
 API_VERSION = "2022-11-28"
 PACKAGE_TYPE = "container"
@@ -90,7 +91,6 @@ ORG, SELF, USER = "org", "self", "user"
 _LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 # An OCI repository path component (GHCR wants it in lower case; the registry says so itself).
 _COMPONENT = re.compile(r"^[A-Za-z0-9]+(?:(?:[._]|__|-+)[A-Za-z0-9]+)*$")
-_DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[A-Za-z0-9=_-]+$")
 _LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")
 _REL = re.compile(r';\s*rel\s*=\s*"?([^";,]*)"?', re.IGNORECASE)
 
@@ -122,13 +122,6 @@ def split_repository(repository_path: str) -> tuple[str, str]:
             "and digits, joined by '.', '_', '__' or '-'"
         )
     return parts[0], "/".join(parts[1:])
-
-
-def checked_digest(digest: str) -> str:
-    """``digest`` when it is an OCI digest (``sha256:<hex>``); InputError otherwise."""
-    if not _DIGEST.match(digest):
-        raise InputError(f"'{one_line(digest, 100)}' is not a manifest digest (sha256:<hex>)")
-    return digest
 
 
 @dataclass(frozen=True)
@@ -246,18 +239,6 @@ def token_from(env: Mapping[str, str]) -> tuple[str, str]:
     )
 
 
-def api_url_from(env: Mapping[str, str]) -> str:
-    """GITHUB_API_URL (default https://api.github.com); InputError when it is not http(s)."""
-    api = env.get("GITHUB_API_URL") or DEFAULT_API_URL
-    parts = urllib.parse.urlsplit(api)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(
-            f"GITHUB_API_URL '{redact_url(one_line(api, 200))}' is not an http(s) URL; unset it "
-            "for api.github.com, or set it to your server's API (https://HOST/api/v3)"
-        )
-    return api.rstrip("/")
-
-
 # ---------------------------------------------------------------------------------------------
 # The client
 
@@ -331,14 +312,30 @@ class PackageVersions:
 
     @classmethod
     def for_repository(
-        cls, repository_path: str, env: Mapping[str, str], *, timeout: float
+        cls,
+        repository_path: str,
+        env: Mapping[str, str],
+        *,
+        timeout: float,
+        wait_hint: str = WAIT_HINT,
+        log: Callable[[str], None] | None = None,
     ) -> PackageVersions:
         """The versions of ``ghcr.io/OWNER/NAME[/SUB…]`` (``repository_path`` is
         ``OWNER/NAME[/SUB…]``), with the token and API of ``env``; InputError when either is
-        missing or malformed. Each delete_version call may take ``timeout`` seconds."""
+        missing or malformed. Each delete_version call may take ``timeout`` seconds; ``log``
+        gets the --debug lines of its requests."""
         owner, package = split_repository(repository_path)
         source, token = token_from(env)
-        return cls(api_url_from(env), token, owner, package, budget=timeout, token_source=source)
+        return cls(
+            api_url_from(env),
+            token,
+            owner,
+            package,
+            budget=timeout,
+            token_source=source,
+            wait_hint=wait_hint,
+            log=log,
+        )
 
     @property
     def where(self) -> str:
@@ -354,7 +351,7 @@ class PackageVersions:
         (tagged) version,
         GitHubError (exit 3) for any other refusal or when the budget ran out.
         """
-        digest = checked_digest(digest)
+        digest = check_digest(digest)
         with self._lock:
             budget = Budget(self.budget, self._clock() + self.budget, self._clock)
             known = self._known

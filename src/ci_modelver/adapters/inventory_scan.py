@@ -6,7 +6,6 @@ layer blob, so a storage report of a repository with terabytes of weights stays 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -19,9 +18,7 @@ from ci_modelver.core.inventory import (
     fallback_subject,
     parse_manifest_info,
 )
-from ci_modelver.core.modelpack import Descriptor, ModelArtifact, parse_model_manifest
-from ci_modelver.core.refs import is_version_tag
-from ci_modelver.errors import ModelverError
+from ci_modelver.core.modelpack import Descriptor
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -41,7 +38,6 @@ class _Scan:
         self.workers = workers
         self.tags: dict[str, str] = {}
         self.manifests: dict[str, ManifestInfo] = {}
-        self.models: dict[str, ModelArtifact] = {}
         self.referrers: dict[str, list[Descriptor]] = {}
 
     def load(self, reference: str) -> tuple[str, tuple[bytes, str] | None]:
@@ -54,11 +50,6 @@ class _Scan:
             data, digest = found
             self.tags[tag] = digest
             self.manifests.setdefault(digest, parse_manifest_info(data, digest))
-            if is_version_tag(tag) and digest not in self.models:
-                # Not a model artifact: sizes still count, file types are media types.
-                with contextlib.suppress(ModelverError):
-                    where = f"{self.store.display}:{tag}"
-                    self.models[digest] = parse_model_manifest(data, digest, where)
         for tag, digest in self.tags.items():
             subject = fallback_subject(tag)
             if subject is not None:
@@ -114,7 +105,6 @@ class _Scan:
         return Inventory(
             dict(self.tags),
             dict(self.manifests),
-            dict(self.models),
             {s: tuple(e) for s, e in self.referrers.items()},
             missing,
         )

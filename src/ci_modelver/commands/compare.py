@@ -12,11 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from ci_modelver import __version__
 from ci_modelver.adapters import files
-from ci_modelver.adapters.github import GitHubClient, pull_request_from_event
+from ci_modelver.adapters.github import GitHubClient, api_url_from, pull_request_from_event
 from ci_modelver.adapters.referrers import evaluations_of
 from ci_modelver.adapters.store import Store
 from ci_modelver.core.audit import Evaluation, overlay
@@ -40,7 +39,6 @@ from ci_modelver.core.refs import (
     parse_ref,
     semver_key,
 )
-from ci_modelver.core.text import redact_url
 from ci_modelver.errors import GateFailed, GitHubError, InputError, ModelverError, TemplateError
 from ci_modelver.packing import prepare
 from ci_modelver.settings import ACTION, Settings
@@ -329,13 +327,7 @@ def post_comment(
         raise InputError(
             f"{comment}: no GitHub token; set GITHUB_TOKEN or {settings.supply('github-token')}"
         )
-    api = env.get("GITHUB_API_URL") or "https://api.github.com"
-    parts = urlsplit(api)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(
-            f"GITHUB_API_URL '{redact_url(api)}' is not an http(s) URL; unset it for "
-            "api.github.com, or set it to your server's API (https://HOST/api/v3)"
-        )
+    api = api_url_from(env)
     from_env = token == env.get("GITHUB_TOKEN") and settings.surface != ACTION
     client = GitHubClient(
         api,

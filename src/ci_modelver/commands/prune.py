@@ -177,7 +177,13 @@ def prune(
 def _deleter(ref: Reference, store: Store, settings: Settings) -> Callable[[str], None]:
     """How a manifest is deleted here: GitHub's Packages API on ghcr.io, else the store."""
     if ref.kind == "registry" and ref.host == GHCR:
-        versions = PackageVersions.for_repository(ref.path, settings.env, timeout=settings.timeout)
+        versions = PackageVersions.for_repository(
+            ref.path,
+            settings.env,
+            timeout=settings.timeout,
+            wait_hint=settings.wait_hint(),
+            log=settings.log,
+        )
 
         def delete(digest: str) -> None:
             versions.delete_version(digest)  # False: already gone, which is as good

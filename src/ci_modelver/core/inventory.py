@@ -17,16 +17,12 @@ from ci_modelver.core.modelpack import (
     DOCKER_LIST,
     OCI_INDEX,
     Descriptor,
-    ModelArtifact,
 )
 from ci_modelver.core.refs import DIGEST_RE, is_version_tag, semver_key
+from ci_modelver.core.signing import BUNDLE_TYPES
 from ci_modelver.errors import JSONRefused
 
-# Sigstore bundles as cosign and ci-modelver store them (core/signing.py names the first).
-SIGNATURE_TYPES = (
-    "application/vnd.dev.sigstore.bundle.v0.3+json",
-    "application/vnd.dev.sigstore.bundle+json;version=0.3",
-)
+SIGNATURE_TYPES = BUNDLE_TYPES
 AUDIT, EVALUATION, SIGNATURE, OTHER = "audit", "evaluation", "signature", "other"
 _FALLBACK_TAG = re.compile(r"^sha256-([0-9a-f]{64})\Z")
 
@@ -139,7 +135,6 @@ class Inventory:
 
     tags: Mapping[str, str]  # tag -> manifest digest
     manifests: Mapping[str, ManifestInfo]  # digest -> every manifest read
-    models: Mapping[str, ModelArtifact] = field(default_factory=dict)  # version manifests
     referrers: Mapping[str, tuple[Descriptor, ...]] = field(default_factory=dict)
     missing: frozenset[str] = frozenset()
 

@@ -44,7 +44,8 @@ from ci_modelver.errors import ArtifactError, BadSignature, JSONRefused
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 # The same version, as older clients spell it in the bundle's own mediaType field.
-_BUNDLE_TYPES = (BUNDLE_MEDIA_TYPE, "application/vnd.dev.sigstore.bundle+json;version=0.3")
+# Sigstore bundle v0.3 as we and cosign store them.
+BUNDLE_TYPES = (BUNDLE_MEDIA_TYPE, "application/vnd.dev.sigstore.bundle+json;version=0.3")
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 FILES_PREDICATE = "https://model_signing/signature/v1.0"
@@ -519,7 +520,7 @@ def parse_bundle(data: bytes) -> Bundle:
         raise BadSignature(f"its bundle {exc.problem}") from None
     if not isinstance(doc, dict):
         raise BadSignature("its bundle is not a JSON object")
-    if doc.get("mediaType") not in _BUNDLE_TYPES:
+    if doc.get("mediaType") not in BUNDLE_TYPES:
         raise BadSignature(f"its bundle is not a Sigstore bundle v0.3 ({BUNDLE_MEDIA_TYPE})")
     envelope = doc.get("dsseEnvelope")
     if not isinstance(envelope, dict):
@@ -601,7 +602,7 @@ def bundle_layer(data: bytes, subject_digest: str) -> Descriptor:
         or not isinstance(size, int)
         or isinstance(size, bool)
         or size < 0
-        or media not in _BUNDLE_TYPES
+        or media not in BUNDLE_TYPES
     ):
         raise BadSignature("its referrer manifest's bundle layer is not a bundle descriptor")
     if size > MAX_BUNDLE_BYTES:

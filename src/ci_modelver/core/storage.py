@@ -121,13 +121,13 @@ class StorageReport:
 def _typed_blobs(inventory: Inventory, digest: str) -> list[tuple[str, Descriptor]]:
     """``(file type, blob)`` for a version's config and layers."""
     info = inventory.manifests[digest]
-    model = inventory.models.get(digest)
     out: list[tuple[str, Descriptor]] = []
     if info.config is not None:
         out.append((CONFIG, info.config))
     for layer in info.layers:
-        kind = model.file_type(layer) if model else FILE_TYPE_OF.get(layer.media_type)
-        out.append((kind or layer.media_type or "unknown", layer))
+        # A ModelPack media type names its file type; any other layer counts as its media type.
+        kind = FILE_TYPE_OF.get(layer.media_type, layer.media_type)
+        out.append((kind or "unknown", layer))
     return out
 
 
