@@ -20,7 +20,7 @@ from markupsafe import Markup
 
 from ci_modelver.core import charts
 from ci_modelver.core.site_model import ChartView, ModelView, SiteView, value_text
-from ci_modelver.core.text import human_size
+from ci_modelver.core.text import human_size, short_digest
 from ci_modelver.errors import InputError
 
 CSS_PATH = "assets/site.css"
@@ -63,7 +63,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["short"] = lambda digest: f"{digest[:19]}…" if digest else "—"
+    env.filters["short"] = short_digest
     env.filters["size"] = human_size
     env.filters["value"] = lambda value: "—" if value is None else value_text(value)
     env.filters["signed"] = lambda value: "—" if value is None else f"{value:+.6g}"

@@ -670,8 +670,8 @@ class RegistryHTTP:
         label: str,
         url: str,
         watch: _Watch,
-        answered: str | None,
-        attempts: int,
+        answered: str | None = None,
+        attempts: int = 0,
     ) -> None:
         """Raise unless ``exc`` is a connection failure another attempt may get past.
 

@@ -27,7 +27,7 @@ from ci_modelver.core.jsontext import json_text
 from ci_modelver.core.modelpack import ANN_CREATED
 from ci_modelver.core.provenance import ci_summary, command_text
 from ci_modelver.core.source import Finding
-from ci_modelver.core.text import human_size, natural_key, one_line
+from ci_modelver.core.text import human_size, natural_key, one_line, short_digest, text_table
 from ci_modelver.core.trust import SignatureCheck
 from ci_modelver.edges import (
     terminal_copy,
@@ -150,10 +150,6 @@ def versions_text(repository: str, rows: Sequence[tuple[str, str, Sequence[str]]
     return "\n".join(one_line(line) for line in lines)
 
 
-def _short(digest: str | None) -> str:
-    return digest[:19] + "…" if digest else "—"
-
-
 def _record_trust(signature: dict[str, Any]) -> str:
     """An alias-move record's signature status (``history --verify``): who, or why not."""
     status = str(signature.get("status") or "unsigned")
@@ -174,7 +170,7 @@ def history_text(doc: dict[str, Any], markdown: bool) -> str:
     version_rows = [
         [
             cell(v["version"]),
-            _short(v["digest"]),
+            short_digest(v["digest"]),
             cell(v["created"]),
             cell((v["commit"] or "")[:12]),
             cell(
@@ -192,8 +188,8 @@ def history_text(doc: dict[str, Any], markdown: bool) -> str:
             cell(m["time"]),
             cell(m["alias"]),
             cell(m["action"]),
-            cell(m["fromVersion"] or _short(m["from"])),
-            cell(m["toVersion"] or _short(m["to"])),
+            cell(m["fromVersion"] or short_digest(m["from"])),
+            cell(m["toVersion"] or short_digest(m["to"])),
             cell(m["actor"]),
             cell(m["reason"]),
             *([cell(_record_trust(m.get("signature") or {}))] if doc.get("verified") else []),
@@ -225,18 +221,10 @@ def history_text(doc: dict[str, Any], markdown: bool) -> str:
             ]
             out.append("")
         else:
-            widths = [
-                max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-                for i, h in enumerate(head)
-            ]
+            table = text_table(head, rows)
             out.append(title)
-            out.append(
-                "  " + "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()
-            )
-            out += [
-                "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                for r in rows
-            ] or ["  (none)"]
+            out.append(table[0])
+            out += table[1:] or ["  (none)"]
             out.append("")
     return "\n".join(one_line(line) for line in out).rstrip() + "\n"
 

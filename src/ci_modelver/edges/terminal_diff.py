@@ -14,7 +14,7 @@ from typing import Any
 from ci_modelver.commands.diff import DiffResult
 from ci_modelver.core.compare_report import md, num, signed
 from ci_modelver.core.refs import DIGEST_RE
-from ci_modelver.core.text import human_size, one_line
+from ci_modelver.core.text import human_size, one_line, short_digest
 from ci_modelver.core.version_diff import (
     ADDED,
     REMOVED,
@@ -38,10 +38,6 @@ def _value(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-
-
-def _short(digest: str | None) -> str:
-    return digest[:19] + "…" if digest else "—"
 
 
 def _version(side: VersionSummary) -> str:
@@ -100,17 +96,17 @@ def _file_text(change: FileChange) -> str:
         path = change.path + ("/" if state.folder else "")
         return (
             f"  {_sign(change.change)} {path}  {kind}  {human_size(state.size)}  "
-            f"{_short(state.digest)}"
+            f"{short_digest(state.digest)}"
         )
     kind = a.type if a.type == b.type else f"{a.type} → {b.type}"
     if a.media_type != b.media_type and a.type == b.type:
         kind += f" ({a.media_type} → {b.media_type})"
     path = change.path + ("/" if b.folder else "")
-    return f"  ~ {path}  {kind}  {_sizes(a.size, b.size)}  {_short(a.digest)} → {_short(b.digest)}"
+    return f"  ~ {path}  {kind}  {_sizes(a.size, b.size)}  {short_digest(a.digest)} → {short_digest(b.digest)}"
 
 
 def _data_state(state: Any) -> str:
-    return f"{state.uri or '—'} {_short(state.digest) if state.digest else ''}".rstrip()
+    return f"{state.uri or '—'} {short_digest(state.digest) if state.digest else ''}".rstrip()
 
 
 def _data_text(change: DataChange) -> str:

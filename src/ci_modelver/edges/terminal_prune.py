@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ci_modelver.commands.prune import PruneResult
-from ci_modelver.core.text import human_size, one_line
+from ci_modelver.core.text import human_size, one_line, short_digest, text_table
 
 REGISTRY_GC = (
     "the registry reclaims the blob space only in its own garbage collection (CNCF "
     "distribution: 'docker-registry garbage-collect CONFIG' while it is stopped or read-only; "
     "GHCR and Docker Hub collect on their own)"
 )
-
-
-def _short(digest: str) -> str:
-    return digest[:19] + "…"
-
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
-    return [
-        "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in (head, *rows)
-    ]
 
 
 def _what(counts: Mapping[str, int]) -> str:
@@ -43,7 +31,7 @@ def prune_lines(result: PruneResult) -> list[str]:
         rows = [
             [
                 d.version,
-                _short(d.digest),
+                short_digest(d.digest),
                 d.created or "—",
                 human_size(d.size),
                 "keep" if d.keep else "delete",
@@ -51,7 +39,7 @@ def prune_lines(result: PruneResult) -> list[str]:
             ]
             for d in plan.decisions
         ]
-        lines += _table(["version", "digest", "created", "size", "action", "why"], rows)
+        lines += text_table(["version", "digest", "created", "size", "action", "why"], rows)
     else:
         lines.append("  no versions")
     counts = plan.counts()

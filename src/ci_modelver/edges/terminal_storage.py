@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ci_modelver.commands.storage import StorageResult
 from ci_modelver.core.storage import CONFIG, Usage
-from ci_modelver.core.text import human_size, natural_key, one_line
+from ci_modelver.core.text import human_size, natural_key, one_line, text_table
 
 
 def _types(by_type: Mapping[str, int]) -> str:
@@ -15,14 +15,6 @@ def _types(by_type: Mapping[str, int]) -> str:
     order = sorted((k for k in by_type if k != CONFIG), key=natural_key)
     order += [CONFIG] if CONFIG in by_type else []
     return ", ".join(f"{kind} {human_size(by_type[kind])}" for kind in order)
-
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
-    return [
-        "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in (head, *rows)
-    ]
 
 
 def _referrers(doc: Mapping[str, Any]) -> str:
@@ -56,7 +48,7 @@ def storage_lines(result: StorageResult) -> list[str]:
             ]
             for v in report.versions
         ]
-        lines += _table(["version", "size", "new", "by file type", "aliases"], rows)
+        lines += text_table(["version", "size", "new", "by file type", "aliases"], rows)
     totals = doc["totals"]
     percent = f" ({totals['savingRatio'] * 100:.1f}%)" if report.logical else ""
     lines += [
