@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,15 +18,37 @@ from typing import Any
 from ci_modelver.adapters import files
 from ci_modelver.adapters.http import RegistryHTTP, RetryPolicy, find_credentials
 from ci_modelver.adapters.layout import LayoutStore
+from ci_modelver.adapters.referrers import push_referrer
 from ci_modelver.adapters.registry import RegistryStore
 from ci_modelver.adapters.store import Progress, Store
 from ci_modelver.adapters.upload_journal import UploadJournal, journal_dir
 from ci_modelver.core import json_bounds
-from ci_modelver.core.audit import AliasMove, alias_of_audit_tag, parse_move
+from ci_modelver.core.audit import (
+    ALIAS_MOVE_TYPE,
+    AliasMove,
+    alias_of_audit_tag,
+    audit_tag,
+    move_manifest,
+    parse_move,
+)
+from ci_modelver.core.context import precise_time, run_url
 from ci_modelver.core.manifest import Manifest
-from ci_modelver.core.modelpack import ANN_VERSION, ModelArtifact, parse_model_manifest
+from ci_modelver.core.modelpack import (
+    ANN_VERSION,
+    OCI_MANIFEST,
+    Descriptor,
+    ModelArtifact,
+    parse_model_manifest,
+    sha256_digest,
+)
 from ci_modelver.core.refs import Reference, is_loopback, parse_ref, split_model_ref
-from ci_modelver.errors import ArtifactError, ConflictError, InputError, InvalidManifest
+from ci_modelver.errors import (
+    ArtifactError,
+    ConflictError,
+    InputError,
+    InvalidManifest,
+    ModelverError,
+)
 from ci_modelver.settings import Settings
 from ci_modelver.validation import validate_manifest
 
@@ -248,6 +271,74 @@ def move_tag(store: Store, tag: str, data: bytes, media_type: str, digest: str) 
             f"it was moved to {digest}: another publish or promotion ran at the same time; "
             "check 'ci-modelver history'"
         )
+
+
+def new_move(
+    store: Store,
+    settings: Settings,
+    *,
+    alias: str,
+    to_digest: str,
+    to_version: str | None,
+    action: str,
+    reason: str | None,
+    now: Callable[[], float],
+) -> AliasMove:
+    """The record of moving ``alias`` (from where it points now) to ``to_digest``."""
+    current = store.resolve(alias)
+    from_version = None
+    if current is not None:
+        found = store.find_manifest(current.digest)
+        if found is not None:
+            try:
+                from_version = version_of(parse_model_manifest(found[0], found[1], store.display))
+            except ModelverError:
+                from_version = None
+    return AliasMove(
+        alias=alias,
+        to_digest=to_digest,
+        time=precise_time(now()),
+        actor=actor(settings.env),
+        action=action,
+        from_digest=current.digest if current else None,
+        to_version=to_version,
+        from_version=from_version,
+        reason=reason,
+        run_url=run_url(settings.env),
+    )
+
+
+@dataclass(frozen=True)
+class MoveRecord:
+    """An alias move's record manifest, made (and its tag checked) before anything is written."""
+
+    move: AliasMove
+    tag: str
+    subject: Descriptor
+    data: bytes
+
+    @property
+    def digest(self) -> str:
+        return sha256_digest(self.data)
+
+
+def move_record(move: AliasMove, size: int) -> MoveRecord:
+    """The record of ``move`` about the ``size``-byte manifest it points the alias at."""
+    tag = audit_tag(move.alias, move.time, secrets.token_hex(4))
+    subject = Descriptor(OCI_MANIFEST, move.to_digest, size)
+    return MoveRecord(move, tag, subject, move_manifest(move, subject))
+
+
+def write_move(store: Store, record: MoveRecord, data: bytes, media_type: str) -> None:
+    """Move the alias to ``data`` (the exact bytes of the version), then store its record.
+
+    The alias moves first: a record never claims a move that did not land.
+    """
+    move = record.move
+    move_tag(store, move.alias, data, media_type, move.to_digest)
+    push_referrer(
+        store, record.subject, record.data, ALIAS_MOVE_TYPE, tag=record.tag, created=move.time
+    )
 
 
 # --- who --------------------------------------------------------------------

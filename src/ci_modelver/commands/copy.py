@@ -9,13 +9,11 @@ immutable at the destination (exit 4 before anything is written); aliases move o
 from __future__ import annotations
 
 import argparse
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ci_modelver.adapters.referrers import push_referrer
 from ci_modelver.adapters.store import Progress, Store
 from ci_modelver.copying import (
     BlobTally,
@@ -27,14 +25,9 @@ from ci_modelver.copying import (
     write_tree,
 )
 from ci_modelver.core.audit import (
-    ALIAS_MOVE_TYPE,
-    AliasMove,
-    audit_tag,
     check_alias,
     is_internal_tag,
-    move_manifest,
 )
-from ci_modelver.core.context import precise_time, run_url
 from ci_modelver.core.copy_plan import (
     Node,
     alias_history,
@@ -43,21 +36,23 @@ from ci_modelver.core.copy_plan import (
     select_versions,
     tag_needed,
 )
-from ci_modelver.core.modelpack import OCI_MANIFEST, Descriptor, ModelArtifact, parse_model_manifest
+from ci_modelver.core.modelpack import OCI_MANIFEST, ModelArtifact, parse_model_manifest
 from ci_modelver.core.refs import Reference, is_version_tag
 from ci_modelver.errors import InputError, ModelverError
 from ci_modelver.settings import Settings
 from ci_modelver.toolkit import (
     Invocation,
     Parents,
-    actor,
     alias_log,
+    move_record,
     move_tag,
+    new_move,
     open_store,
     parse_reference,
     read_model,
     repository_argument,
     version_of,
+    write_move,
 )
 
 
@@ -278,36 +273,21 @@ def _move_alias(
 ) -> AliasCopy:
     """Point ``alias`` at the copied version at the destination and record it as a promotion."""
     node = root.tree.root
-    version = root.tag
-    current = dst.resolve(alias)
-    if current is not None and current.digest == node.digest:
-        return AliasCopy(alias, node.digest, version, False, current.digest)
-    from_version = None
-    if current is not None:
-        found = dst.find_manifest(current.digest)
-        if found is not None:
-            try:
-                from_version = version_of(parse_model_manifest(found[0], found[1], dst.display))
-            except ModelverError:
-                from_version = None
-    move = AliasMove(
+    move = new_move(
+        dst,
+        settings,
         alias=alias,
         to_digest=node.digest,
-        time=precise_time(now()),
-        actor=actor(settings.env),
+        to_version=root.tag,
         action="promote",
-        from_digest=current.digest if current else None,
-        to_version=version,
-        from_version=from_version,
         reason=reason,
-        run_url=run_url(settings.env),
+        now=now,
     )
-    tag = audit_tag(alias, move.time, secrets.token_hex(4))  # made (and checked) first
-    subject = Descriptor(OCI_MANIFEST, node.digest, len(node.data))
-    record = move_manifest(move, subject)
-    move_tag(dst, alias, node.data, node.parts.media_type, node.digest)
-    push_referrer(dst, subject, record, ALIAS_MOVE_TYPE, tag=tag, created=move.time)
-    return AliasCopy(alias, node.digest, version, True, move.from_digest, tag)
+    if move.from_digest == node.digest:
+        return AliasCopy(alias, node.digest, root.tag, False, move.from_digest)
+    record = move_record(move, len(node.data))  # made (and its tag checked) first
+    write_move(dst, record, node.data, node.parts.media_type)
+    return AliasCopy(alias, node.digest, root.tag, True, move.from_digest, record.tag)
 
 
 def _check_tags(dst: Store, roots: list[_Root]) -> dict[tuple[str, str], bool]:

@@ -9,32 +9,23 @@ signed: a bundle over the record manifest's digest, stored as a referrer of the 
 from __future__ import annotations
 
 import argparse
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ci_modelver.adapters.referrers import push_referrer
 from ci_modelver.adapters.store import Store
 from ci_modelver.core.audit import (
-    ALIAS_MOVE_TYPE,
     AliasMove,
-    audit_tag,
     check_alias,
     last_move,
-    move_manifest,
 )
-from ci_modelver.core.context import precise_time, run_url
 from ci_modelver.core.modelpack import (
     OCI_MANIFEST,
-    Descriptor,
-    parse_model_manifest,
-    sha256_digest,
 )
 from ci_modelver.core.refs import Reference, check_digest, parse_ref
 from ci_modelver.core.trust import Policy
-from ci_modelver.errors import InputError, ModelverError
+from ci_modelver.errors import InputError
 from ci_modelver.settings import Settings
 from ci_modelver.signatures import (
     SigningKey,
@@ -47,16 +38,17 @@ from ci_modelver.signatures import (
 from ci_modelver.toolkit import (
     Invocation,
     Parents,
-    actor,
     add_signing_flags,
     add_trust_flags,
     alias_log,
-    move_tag,
+    move_record,
+    new_move,
     open_store,
     read_model,
     repository_argument,
     version_of,
     version_target,
+    write_move,
 )
 
 
@@ -204,40 +196,25 @@ def move_alias(
             store, artifact, policy, source=str(repository), workers=settings.concurrency
         )
         trusted_by = verification.verdict.signers
-    current = store.resolve(alias)
-    from_version = None
-    if current is not None:
-        found = store.find_manifest(current.digest)
-        if found is not None:
-            try:
-                from_version = version_of(parse_model_manifest(found[0], found[1], str(repository)))
-            except ModelverError:
-                from_version = None
-    move = AliasMove(
+    move = new_move(
+        store,
+        settings,
         alias=alias,
         to_digest=artifact.digest,
-        time=precise_time(now()),
-        actor=actor(settings.env),
-        action=action,
-        from_digest=current.digest if current else None,
         to_version=version_of(artifact),
-        from_version=from_version,
+        action=action,
         reason=reason,
-        run_url=run_url(settings.env),
+        now=now,
     )
-    if current is not None and current.digest == artifact.digest:
+    if move.from_digest == artifact.digest:
         return MoveResult(repository, move, False, None, trusted_by)
     # The record's tag is made (and checked) first: an alias never moves without its record.
-    tag = audit_tag(alias, move.time, secrets.token_hex(4))
-    subject = Descriptor(OCI_MANIFEST, artifact.digest, len(data))
-    record = move_manifest(move, subject)
-    record_digest = sha256_digest(record)
+    record = move_record(move, len(data))
     # Signed in memory before anything is written: a key that cannot sign fails before the move.
-    bundle = sign_move(record_digest, alias, signer, move.time) if signer else None
-    move_tag(store, alias, data, OCI_MANIFEST, artifact.digest)
-    push_referrer(store, subject, record, ALIAS_MOVE_TYPE, tag=tag, created=move.time)
+    bundle = sign_move(record.digest, alias, signer, move.time) if signer else None
+    write_move(store, record, data, OCI_MANIFEST)
     signature = (
-        attach_move_signature(store, record_digest, len(record), bundle, move.time)
+        attach_move_signature(store, record.digest, len(record.data), bundle, move.time)
         if bundle is not None
         else None
     )
@@ -245,9 +222,9 @@ def move_alias(
         repository,
         move,
         True,
-        tag,
+        record.tag,
         trusted_by,
-        record_digest,
+        record.digest,
         signature,
         signer.shown if signer and bundle is not None else None,
     )
