@@ -69,23 +69,8 @@ def push_referrer(
         {ANN_CREATED: created},
         artifact_type,
     )
-    if store.referrers_api(subject.digest) is not None:
-        return entry  # the registry indexes the subject itself
-    fallback = referrers_tag(subject.digest)
-    for attempt in range(FALLBACK_ATTEMPTS):
-        index = _fallback_index(store, subject.digest)
-        if any(e.digest == digest for e in index.entries) and attempt > 0:
-            return entry
-        store.put_manifest(fallback, index.with_entry(entry).to_bytes(), OCI_INDEX)
-        # Another writer may have read the index before our PUT and overwrite it after: wait a
-        # little, re-read, and append again if our entry was lost.
-        sleep(random.uniform(0.02, 0.1) * (attempt + 1))
-        if any(e.digest == digest for e in _fallback_index(store, subject.digest).entries):
-            return entry
-    raise RemoteError(
-        f"{store.display}:{fallback}: could not record the referrer {digest} after "
-        f"{FALLBACK_ATTEMPTS} attempts (concurrent writers); rerun the command"
-    )
+    add_referrers(store, subject.digest, [entry], sleep=sleep)
+    return entry
 
 
 def add_referrers(
@@ -98,9 +83,10 @@ def add_referrers(
     """Make manifests already stored discoverable as referrers of ``subject_digest``.
 
     On a store with the referrers API the registry indexes them itself (nothing to do). Else the
-    ``sha256-<hex>`` fallback index gets the entries it lacks, with the same re-read and retry as
-    ``push_referrer``; an index that lists them all already is left alone (no PUT). Returns how
-    many entries were added.
+    ``sha256-<hex>`` fallback index gets the entries it lacks; an index that lists them all
+    already is left alone (no PUT). Another writer may read the index before our PUT and
+    overwrite it after, so it is re-read after a short wait and the entries appended again if
+    they were lost. Returns how many entries were added.
     """
     if not entries or store.referrers_api(subject_digest) is not None:
         return 0
@@ -109,14 +95,14 @@ def add_referrers(
     added: int | None = None
     for attempt in range(FALLBACK_ATTEMPTS):
         index = _fallback_index(store, subject_digest)
-        missing = [e for e in entries if e.digest not in {i.digest for i in index.entries}]
+        present = {i.digest for i in index.entries}
+        missing = [e for e in entries if e.digest not in present]
         if not missing:
             return added or 0
         added = len(missing) if added is None else added
         for entry in missing:
             index = index.with_entry(entry)
         store.put_manifest(fallback, index.to_bytes(), OCI_INDEX)
-        # As in push_referrer: a concurrent writer may overwrite the index after our PUT.
         sleep(random.uniform(0.02, 0.1) * (attempt + 1))
         listed = {e.digest for e in _fallback_index(store, subject_digest).entries}
         if wanted <= listed:
