@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from ci_modelver.adapters.layout import LayoutStore
 from ci_modelver.adapters.store import Store
+from ci_modelver.core.audit import AliasMove, alias_of_audit_tag, parse_move
 from ci_modelver.core.inventory import (
     Inventory,
     ManifestInfo,
@@ -39,6 +40,7 @@ class _Scan:
         self.tags: dict[str, str] = {}
         self.manifests: dict[str, ManifestInfo] = {}
         self.referrers: dict[str, list[Descriptor]] = {}
+        self.moves: list[AliasMove] = []  # read from the audit tags with the other tags
 
     def load(self, reference: str) -> tuple[str, tuple[bytes, str] | None]:
         return reference, self.store.find_manifest(reference)
@@ -50,6 +52,10 @@ class _Scan:
             data, digest = found
             self.tags[tag] = digest
             self.manifests.setdefault(digest, parse_manifest_info(data, digest))
+            if alias_of_audit_tag(tag) is not None:
+                move = parse_move(data, digest)
+                if move is not None:
+                    self.moves.append(move)
         for tag, digest in self.tags.items():
             subject = fallback_subject(tag)
             if subject is not None:
@@ -107,6 +113,7 @@ class _Scan:
             dict(self.manifests),
             {s: tuple(e) for s, e in self.referrers.items()},
             missing,
+            tuple(sorted(self.moves, key=lambda m: (m.time, m.record_digest or ""))),
         )
 
 

@@ -24,7 +24,7 @@ from ci_modelver.core.retention import (
 )
 from ci_modelver.errors import InputError, ModelverError
 from ci_modelver.settings import Settings
-from ci_modelver.toolkit import Invocation, Parents, alias_log, open_store, repository_argument
+from ci_modelver.toolkit import Invocation, Parents, open_store, repository_argument
 
 DEFAULT_GRACE_MINUTES = 60.0
 GHCR = "ghcr.io"
@@ -160,9 +160,10 @@ def prune(
     if store is None:
         store = open_store(ref, settings, create=False)
     started = now()
-    inventory = scan(store, settings.concurrency)
-    moves = alias_log(store, settings.concurrency)
-    plan = plan_prune(inventory, moves, rules, datetime.fromtimestamp(started, timezone.utc))
+    inventory = scan(store, settings.concurrency)  # its alias moves too: one read of the tags
+    plan = plan_prune(
+        inventory, list(inventory.moves), rules, datetime.fromtimestamp(started, timezone.utc)
+    )
     registry = not isinstance(store, LayoutStore)
     if not yes:
         return PruneResult(ref, plan, True, registry)

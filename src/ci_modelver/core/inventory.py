@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ci_modelver.core import json_bounds
-from ci_modelver.core.audit import ALIAS_MOVE_TYPE, EVALUATION_TYPE, is_internal_tag
+from ci_modelver.core.audit import ALIAS_MOVE_TYPE, EVALUATION_TYPE, AliasMove, is_internal_tag
 from ci_modelver.core.modelpack import (
     DOCKER_LIST,
     OCI_INDEX,
@@ -130,13 +130,15 @@ class Inventory:
 
     ``referrers`` maps a subject digest to the referrer entries found for it (the registry's
     referrers API, or the ``sha256-<hex>`` fallback index); ``missing`` holds subjects of
-    fallback indexes whose manifest no longer exists (left behind by an interrupted prune).
+    fallback indexes whose manifest no longer exists (left behind by an interrupted prune);
+    ``moves`` the alias moves recorded under audit tags, oldest first.
     """
 
     tags: Mapping[str, str]  # tag -> manifest digest
     manifests: Mapping[str, ManifestInfo]  # digest -> every manifest read
     referrers: Mapping[str, tuple[Descriptor, ...]] = field(default_factory=dict)
     missing: frozenset[str] = frozenset()
+    moves: tuple[AliasMove, ...] = ()
 
     def versions(self) -> list[str]:
         """Version tags whose manifest was read, in SemVer order."""
